@@ -1,0 +1,8 @@
+-- table: transition_durations
+-- One row per deal and window whose R(d, i+1) lies in the window:
+-- seconds = R(d, i+1) - R(d, i).
+SELECT r.pipeline, w.window, r.stage_index - 1 AS from_index,
+       CAST(r.reached_ms - r.prev_reached_ms AS DOUBLE) / 1000.0 AS seconds
+FROM reached r
+CROSS JOIN windows w
+WHERE r.stage_index > 0 AND r.reached_ms > w.start_ms

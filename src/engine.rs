@@ -1,0 +1,411 @@
+//! The DataFusion engine: loads the query files, runs them over a store
+//! snapshot at `T`, and produces an immutable [`Snapshot`].
+//!
+//! A query file is SQL with a header of `-- key: value` comment lines:
+//! `-- table: NAME` files are run first (in file-name order) and their result
+//! is registered as a table for later files; `-- metric: NAME` files (with
+//! `type`, `help`, `labels`, `value`) each produce one metric family.
+//! Parameters reach SQL only as registered tables (`params`, `windows`,
+//! `pipelines`, `stages`, `buckets`, `quantiles`), never as SQL text.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::config::{Config, Pipeline, Window};
+use crate::deals;
+use crate::export::{self, Family, Kind, MetricSpec};
+
+/// Histogram bucket upper bounds in seconds (METRICS.md §5).
+pub const BUCKETS: [u32; 12] =
+    [3600, 14400, 43200, 86400, 172800, 259200, 604800, 1209600, 2592000, 5184000, 7776000, 15552000];
+/// Quantiles as exact fractions: label, numerator, denominator.
+pub const QUANTILES: [(&str, i64, i64); 2] = [("0.5", 1, 2), ("0.9", 9, 10)];
+
+/// The built-in query files, compiled in.
+const BUILTIN: &[(&str, &str)] = &[
+    ("activities.sql", include_str!("../queries/activities.sql")),
+    ("close_durations.sql", include_str!("../queries/close_durations.sql")),
+    ("cohort_conversion.sql", include_str!("../queries/cohort_conversion.sql")),
+    ("cohort_deals.sql", include_str!("../queries/cohort_deals.sql")),
+    ("evaluation_timestamp.sql", include_str!("../queries/evaluation_timestamp.sql")),
+    ("lost_deals.sql", include_str!("../queries/lost_deals.sql")),
+    ("lost_reasons.sql", include_str!("../queries/lost_reasons.sql")),
+    ("open_amount.sql", include_str!("../queries/open_amount.sql")),
+    ("open_deals.sql", include_str!("../queries/open_deals.sql")),
+    ("outcomes.sql", include_str!("../queries/outcomes.sql")),
+    ("period_conversion.sql", include_str!("../queries/period_conversion.sql")),
+    ("stage_counts.sql", include_str!("../queries/stage_counts.sql")),
+    ("stage_entries.sql", include_str!("../queries/stage_entries.sql")),
+    ("stuck_deals.sql", include_str!("../queries/stuck_deals.sql")),
+    ("time_to_close_histogram.sql", include_str!("../queries/time_to_close_histogram.sql")),
+    ("time_to_close_quantiles.sql", include_str!("../queries/time_to_close_quantiles.sql")),
+    ("transition_duration_histogram.sql", include_str!("../queries/transition_duration_histogram.sql")),
+    ("transition_duration_quantiles.sql", include_str!("../queries/transition_duration_quantiles.sql")),
+    ("transition_durations.sql", include_str!("../queries/transition_durations.sql")),
+    ("transitions.sql", include_str!("../queries/transitions.sql")),
+    ("win_rate.sql", include_str!("../queries/win_rate.sql")),
+    ("won_deals.sql", include_str!("../queries/won_deals.sql")),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Table(String),
+    Metric(MetricSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// File name, e.g. `stage_entries.sql`.
+    pub file: String,
+    pub output: Output,
+    pub sql: String,
+}
+
+impl Query {
+    /// Parses a query file's header. Errors name the file and the header key.
+    pub fn parse(file: &str, text: &str) -> Result<Query, Vec<String>> {
+        let mut header = BTreeMap::new();
+        for line in text.lines() {
+            let Some(rest) = line.trim().strip_prefix("--") else {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                break;
+            };
+            if let Some((k, v)) = rest.split_once(':') {
+                let k = k.trim();
+                if ["table", "metric", "type", "help", "labels", "value"].contains(&k) {
+                    header.insert(k.to_string(), v.trim().to_string());
+                }
+            }
+        }
+        let mut errs = Vec::new();
+        let output = match (header.get("table"), header.get("metric")) {
+            (Some(t), None) if is_identifier(t) => Output::Table(t.clone()),
+            (Some(t), None) => {
+                errs.push(format!("{file}: table: {t:?} is not a plain identifier"));
+                Output::Table(String::new())
+            }
+            (None, Some(name)) => {
+                if !is_identifier(name) {
+                    errs.push(format!("{file}: metric: {name:?} is not a valid metric name"));
+                }
+                let kind = header.get("type").map(String::as_str).unwrap_or("gauge");
+                let kind = Kind::parse(kind).unwrap_or_else(|| {
+                    errs.push(format!("{file}: type: {kind:?} is not gauge, counter or histogram"));
+                    Kind::Gauge
+                });
+                let labels: Vec<String> = header
+                    .get("labels")
+                    .map(|l| l.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                    .unwrap_or_default();
+                for l in &labels {
+                    if !is_identifier(l) || l.starts_with("__") || (kind == Kind::Histogram && l == "le") {
+                        errs.push(format!("{file}: labels: {l:?} is not a usable label name"));
+                    }
+                }
+                let help = header.get("help").cloned().unwrap_or_default();
+                if help.is_empty() {
+                    errs.push(format!("{file}: help: missing"));
+                }
+                Output::Metric(MetricSpec {
+                    name: name.clone(),
+                    help,
+                    kind,
+                    labels,
+                    value: header.get("value").cloned().unwrap_or_else(|| "value".into()),
+                })
+            }
+            _ => {
+                errs.push(format!("{file}: header: needs exactly one of `-- table: NAME` or `-- metric: NAME`"));
+                Output::Table(String::new())
+            }
+        };
+        if errs.is_empty() { Ok(Query { file: file.into(), output, sql: text.into() }) } else { Err(errs) }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The built-in queries, then the `.sql` files of `dir` (a file with a
+/// built-in's name replaces it). Tables first, then metrics, each by name.
+pub fn load_queries(dir: Option<&Path>) -> Result<Vec<Query>, Vec<String>> {
+    let mut texts: BTreeMap<String, String> = BUILTIN.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect();
+    let mut errs = Vec::new();
+    if let Some(dir) = dir {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    let path = e.path();
+                    if path.extension().is_some_and(|x| x == "sql") {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        match std::fs::read_to_string(&path) {
+                            Ok(t) => {
+                                texts.insert(name, t);
+                            }
+                            Err(err) => errs.push(format!("queries_dir: {}: {err}", path.display())),
+                        }
+                    }
+                }
+            }
+            Err(err) => errs.push(format!("queries_dir: {}: {err}", dir.display())),
+        }
+    }
+    let mut queries = Vec::new();
+    for (file, text) in &texts {
+        match Query::parse(file, text) {
+            Ok(q) => queries.push(q),
+            Err(e) => errs.extend(e),
+        }
+    }
+    let mut seen = BTreeMap::new();
+    for q in &queries {
+        let name = match &q.output {
+            Output::Table(t) => t,
+            Output::Metric(m) => &m.name,
+        };
+        if let Some(other) = seen.insert(name.clone(), q.file.clone()) {
+            errs.push(format!("{}: {name:?} is also produced by {other}", q.file));
+        }
+    }
+    queries.sort_by_key(|q| (matches!(q.output, Output::Metric(_)), q.file.clone()));
+    if errs.is_empty() { Ok(queries) } else { Err(errs) }
+}
+
+/// What one refresh produced. Immutable once published.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Increases with every published refresh; 0 means "no refresh yet".
+    pub version: u64,
+    pub t_ms: i64,
+    pub families: Vec<Family>,
+    /// The business families in Prometheus text format, rendered once.
+    pub text: String,
+    /// Per query file: duration in seconds, or its error.
+    pub queries: Vec<(String, Result<f64, String>)>,
+}
+
+pub struct Engine {
+    pipelines: Vec<Pipeline>,
+    windows: Vec<Window>,
+    retention_ms: i64,
+    queries: Vec<Query>,
+    memory_limit: usize,
+}
+
+impl Engine {
+    pub fn new(config: &Config) -> Result<Engine, Vec<String>> {
+        Ok(Engine {
+            pipelines: config.pipelines.clone(),
+            windows: config.windows.clone(),
+            retention_ms: config.retention_ms,
+            queries: load_queries(config.queries_dir.as_deref())?,
+            memory_limit: config.query_memory_limit_bytes,
+        })
+    }
+
+    pub fn queries(&self) -> &[Query] {
+        &self.queries
+    }
+
+    fn context(&self) -> datafusion::error::Result<SessionContext> {
+        let runtime = RuntimeEnvBuilder::new().with_memory_limit(self.memory_limit, 1.0).build_arc()?;
+        // Two partitions: enough parallelism for two cores, and one refresh
+        // cannot flood the machine's threads.
+        let config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
+        Ok(SessionContext::new_with_config_rt(config, runtime))
+    }
+
+    /// Registers the base tables: events (up to T), deals, reached and the parameters.
+    fn register(&self, ctx: &SessionContext, events: Vec<RecordBatch>, t_ms: i64) -> datafusion::error::Result<()> {
+        let events: Vec<RecordBatch> = events
+            .into_iter()
+            .map(|b| {
+                let at = b.column_by_name("occurred_at_ms").expect("events column").as_primitive::<Int64Type>();
+                let keep: BooleanArray = at.iter().map(|t| Some(t.is_some_and(|t| t <= t_ms))).collect();
+                filter_record_batch(&b, &keep)
+            })
+            .collect::<Result<_, _>>()?;
+        let derived = deals::derive(&events, &self.pipelines, t_ms);
+        table(ctx, "events", crate::store::events_schema(), events)?;
+        table(ctx, "deals", derived.deals.schema(), vec![derived.deals])?;
+        table(ctx, "reached", derived.reached.schema(), vec![derived.reached])?;
+        for (name, batch) in self.params(t_ms) {
+            table(ctx, name, batch.schema(), vec![batch])?;
+        }
+        Ok(())
+    }
+
+    /// The parameter tables for evaluation time `t_ms`.
+    pub fn params(&self, t_ms: i64) -> Vec<(&'static str, RecordBatch)> {
+        let col = |a: ArrayRef| a;
+        let strs = |v: Vec<&str>| col(Arc::new(StringArray::from(v)));
+        let ints = |v: Vec<i64>| col(Arc::new(Int64Array::from(v)));
+        let i32s = |v: Vec<i32>| col(Arc::new(Int32Array::from(v)));
+        let batch = |cols: Vec<(&str, ArrayRef)>| RecordBatch::try_from_iter(cols).expect("parameter table");
+        let stages: Vec<(&Pipeline, usize)> =
+            self.pipelines.iter().flat_map(|p| (0..p.stages.len()).map(move |i| (p, i))).collect();
+        vec![
+            ("params", batch(vec![("t_ms", ints(vec![t_ms])), ("retention_ms", ints(vec![self.retention_ms]))])),
+            (
+                "windows",
+                batch(vec![
+                    ("window", strs(self.windows.iter().map(|w| w.label.as_str()).collect())),
+                    ("width_ms", ints(self.windows.iter().map(|w| w.ms).collect())),
+                    ("start_ms", ints(self.windows.iter().map(|w| t_ms - w.ms).collect())),
+                ]),
+            ),
+            (
+                "pipelines",
+                batch(vec![
+                    ("pipeline", strs(self.pipelines.iter().map(|p| p.id.as_str()).collect())),
+                    ("currency", strs(self.pipelines.iter().map(|p| p.currency.as_str()).collect())),
+                    ("won_index", i32s(self.pipelines.iter().map(|p| p.won as i32).collect())),
+                    ("won_stage", strs(self.pipelines.iter().map(|p| p.stages[p.won].id.as_str()).collect())),
+                ]),
+            ),
+            (
+                "stages",
+                batch(vec![
+                    ("pipeline", strs(stages.iter().map(|(p, _)| p.id.as_str()).collect())),
+                    ("stage_index", i32s(stages.iter().map(|(_, i)| *i as i32).collect())),
+                    ("funnel_stage", strs(stages.iter().map(|(p, i)| p.stages[*i].id.as_str()).collect())),
+                    ("label", strs(stages.iter().map(|(p, i)| p.stages[*i].label.as_str()).collect())),
+                    (
+                        "won",
+                        col(Arc::new(BooleanArray::from(stages.iter().map(|(p, i)| p.won == *i).collect::<Vec<_>>()))),
+                    ),
+                    (
+                        "post_sale",
+                        col(Arc::new(BooleanArray::from(stages.iter().map(|(p, i)| *i > p.won).collect::<Vec<_>>()))),
+                    ),
+                    (
+                        "sla_ms",
+                        col(Arc::new(Int64Array::from(
+                            stages.iter().map(|(p, i)| p.stages[*i].sla_ms).collect::<Vec<_>>(),
+                        ))),
+                    ),
+                ]),
+            ),
+            (
+                "buckets",
+                batch(vec![
+                    (
+                        "le",
+                        col(Arc::new(StringArray::from_iter_values(
+                            BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".to_string()]),
+                        ))),
+                    ),
+                    (
+                        "le_seconds",
+                        col(Arc::new(Float64Array::from_iter_values(
+                            BUCKETS.iter().map(|&b| b as f64).chain([f64::INFINITY]),
+                        ))),
+                    ),
+                ]),
+            ),
+            (
+                "quantiles",
+                batch(vec![
+                    ("quantile", strs(QUANTILES.iter().map(|q| q.0).collect())),
+                    ("numerator", ints(QUANTILES.iter().map(|q| q.1).collect())),
+                    ("denominator", ints(QUANTILES.iter().map(|q| q.2).collect())),
+                ]),
+            ),
+        ]
+    }
+
+    /// Runs every query over `events` at `t_ms`. A failing query is reported
+    /// in [`Snapshot::queries`] and its family left out; the rest go on.
+    pub async fn refresh(&self, events: Vec<RecordBatch>, t_ms: i64) -> Result<Snapshot, String> {
+        let ctx = self.context().map_err(|e| e.to_string())?;
+        self.register(&ctx, events, t_ms).map_err(|e| format!("registering tables: {e}"))?;
+        let mut snap = Snapshot { t_ms, ..Default::default() };
+        for q in &self.queries {
+            let start = Instant::now();
+            let result = run(&ctx, q).await.and_then(|(schema, batches)| match &q.output {
+                Output::Table(name) => table(&ctx, name, schema, batches).map_err(|e| e.to_string()),
+                Output::Metric(spec) => export::family(spec, &batches).map(|f| snap.families.push(f)),
+            });
+            snap.queries.push((q.file.clone(), result.map(|()| start.elapsed().as_secs_f64())));
+        }
+        snap.text = export::render(&snap.families);
+        Ok(snap)
+    }
+
+    /// Plans every query against empty tables: the check behind `funnelwatch check`.
+    pub async fn check(&self) -> Vec<String> {
+        let ctx = match self.context() {
+            Ok(c) => c,
+            Err(e) => return vec![e.to_string()],
+        };
+        if let Err(e) = self.register(&ctx, vec![], 0) {
+            return vec![e.to_string()];
+        }
+        let mut errs = Vec::new();
+        for q in &self.queries {
+            let plan = ctx.sql(&q.sql).await;
+            let schema: SchemaRef = match plan {
+                Ok(df) => Arc::new(df.schema().as_arrow().clone()),
+                Err(e) => {
+                    errs.push(format!("{}: {e}", q.file));
+                    continue;
+                }
+            };
+            match &q.output {
+                Output::Table(name) => {
+                    if let Err(e) = table(&ctx, name, schema, vec![]) {
+                        errs.push(format!("{}: {e}", q.file));
+                    }
+                }
+                Output::Metric(spec) => {
+                    let mut needed: Vec<&str> = spec.labels.iter().map(String::as_str).collect();
+                    needed.push(&spec.value);
+                    if spec.kind == Kind::Histogram {
+                        needed.extend(export::HISTOGRAM_COLUMNS);
+                    }
+                    for c in needed {
+                        if schema.field_with_name(c).is_err() {
+                            errs.push(format!("{}: the result has no column {c:?} (declared in the header)", q.file));
+                        }
+                    }
+                }
+            }
+        }
+        errs
+    }
+}
+
+async fn run(ctx: &SessionContext, q: &Query) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let df = ctx.sql(&q.sql).await.map_err(|e| e.to_string())?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(|e| e.to_string())?;
+    Ok((schema, batches))
+}
+
+fn table(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> datafusion::error::Result<()> {
+    let t = MemTable::try_new(schema, vec![batches])?;
+    ctx.register_table(name, Arc::new(t))?;
+    Ok(())
+}

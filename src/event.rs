@@ -1,0 +1,490 @@
+//! The [`Event`] type and its decoding: raw message bytes → validated
+//! `Event` or a [`Rejection`] with exactly one [`Reason`] (METRICS.md §1).
+//!
+//! Decoding is all-or-nothing: an event is either fully valid or rejected,
+//! never half-applied. The store-dependent checks (`too_old`, duplicates)
+//! happen in the store, which knows `T`; everything else is here.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::config::Pipeline;
+
+/// Largest accepted message, in bytes.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum EventType {
+    DealCreated,
+    StageChanged,
+    DealWon,
+    DealLost,
+    DealReopened,
+    DealUpdated,
+    Activity,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 7] = [
+        EventType::DealCreated,
+        EventType::StageChanged,
+        EventType::DealWon,
+        EventType::DealLost,
+        EventType::DealReopened,
+        EventType::DealUpdated,
+        EventType::Activity,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::DealCreated => "deal_created",
+            EventType::StageChanged => "stage_changed",
+            EventType::DealWon => "deal_won",
+            EventType::DealLost => "deal_lost",
+            EventType::DealReopened => "deal_reopened",
+            EventType::DealUpdated => "deal_updated",
+            EventType::Activity => "activity",
+        }
+    }
+
+    fn parse(s: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Events after which the deal is in a stage (METRICS.md §4).
+    pub fn bears_stage(self) -> bool {
+        matches!(self, EventType::DealCreated | EventType::StageChanged | EventType::DealWon | EventType::DealReopened)
+    }
+}
+
+/// Why an event was rejected: the fixed set of METRICS.md §1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    InvalidJson,
+    InvalidUtf8,
+    TooLarge,
+    MissingField,
+    InvalidField,
+    UnknownType,
+    UnknownPipeline,
+    UnknownStage,
+    FutureTimestamp,
+    TooOld,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 10] = [
+        Reason::InvalidJson,
+        Reason::InvalidUtf8,
+        Reason::TooLarge,
+        Reason::MissingField,
+        Reason::InvalidField,
+        Reason::UnknownType,
+        Reason::UnknownPipeline,
+        Reason::UnknownStage,
+        Reason::FutureTimestamp,
+        Reason::TooOld,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidJson => "invalid_json",
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::TooLarge => "too_large",
+            Reason::MissingField => "missing_field",
+            Reason::InvalidField => "invalid_field",
+            Reason::UnknownType => "unknown_type",
+            Reason::UnknownPipeline => "unknown_pipeline",
+            Reason::UnknownStage => "unknown_stage",
+            Reason::FutureTimestamp => "future_timestamp",
+            Reason::TooOld => "too_old",
+        }
+    }
+}
+
+/// A rejected message: its reason and a human-readable detail for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.detail)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+fn reject(reason: Reason, detail: impl Into<String>) -> Rejection {
+    Rejection { reason, detail: detail.into() }
+}
+
+/// A validated event. `pipeline` and `stage` are indexes into the configured
+/// pipelines and that pipeline's stages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_id: String,
+    pub deal_id: String,
+    pub kind: EventType,
+    pub occurred_at: i64,
+    pub pipeline: u16,
+    pub stage: Option<u16>,
+    pub amount: Option<f64>,
+    pub currency: Option<String>,
+    pub owner: Option<String>,
+    pub team: Option<String>,
+    pub region: Option<String>,
+    pub source: Option<String>,
+    pub lost_reason: Option<String>,
+    pub activity: Option<String>,
+}
+
+/// A JSON value as far as validation cares: its type, and strings borrowed
+/// when possible. Any JSON type is accepted here so that a wrong type
+/// becomes `invalid_field` rather than `invalid_json`.
+#[derive(Debug)]
+enum Val<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    Int(i64),
+    Num(f64),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Val<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Val<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Val<'a>, E> {
+                Ok(Val::Null)
+            }
+            fn visit_none<E>(self) -> Result<Val<'a>, E> {
+                Ok(Val::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Val<'a>, E> {
+                Ok(Val::Other)
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Val<'a>, E> {
+                Ok(Val::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Val<'a>, E> {
+                Ok(i64::try_from(v).map(Val::Int).unwrap_or(Val::Num(v as f64)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Val<'a>, E> {
+                Ok(Val::Num(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val<'a>, E> {
+                Ok(Val::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Val<'a>, E> {
+                Ok(Val::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Val<'a>, E> {
+                Ok(Val::Str(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Val<'a>, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Val::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Val<'a>, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Val::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(borrow)]
+    event_id: Option<Val<'a>>,
+    #[serde(borrow)]
+    deal_id: Option<Val<'a>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Val<'a>>,
+    #[serde(borrow)]
+    occurred_at: Option<Val<'a>>,
+    #[serde(borrow)]
+    pipeline: Option<Val<'a>>,
+    #[serde(borrow)]
+    stage: Option<Val<'a>>,
+    #[serde(borrow)]
+    amount: Option<Val<'a>>,
+    #[serde(borrow)]
+    currency: Option<Val<'a>>,
+    #[serde(borrow)]
+    owner: Option<Val<'a>>,
+    #[serde(borrow)]
+    team: Option<Val<'a>>,
+    #[serde(borrow)]
+    region: Option<Val<'a>>,
+    #[serde(borrow)]
+    source: Option<Val<'a>>,
+    #[serde(borrow)]
+    lost_reason: Option<Val<'a>>,
+    #[serde(borrow)]
+    activity: Option<Val<'a>>,
+}
+
+/// `null` and absent are the same (METRICS.md §1).
+fn present<'a>(v: Option<Val<'a>>) -> Option<Val<'a>> {
+    v.filter(|v| !matches!(v, Val::Null))
+}
+
+fn required<'a>(v: Option<Val<'a>>, name: &str) -> Result<Val<'a>, Rejection> {
+    present(v).ok_or_else(|| reject(Reason::MissingField, format!("{name} is missing")))
+}
+
+/// A string of `min..=max` bytes, or `invalid_field`.
+fn string(v: Val<'_>, name: &str, min: usize, max: usize) -> Result<String, Rejection> {
+    match v {
+        Val::Str(s) if (min..=max).contains(&s.len()) => Ok(s.into_owned()),
+        Val::Str(s) => {
+            Err(reject(Reason::InvalidField, format!("{name} must be {min} to {max} bytes, is {}", s.len())))
+        }
+        _ => Err(reject(Reason::InvalidField, format!("{name} must be a string"))),
+    }
+}
+
+fn optional_string(v: Option<Val<'_>>, name: &str, max: usize) -> Result<Option<String>, Rejection> {
+    present(v).map(|v| string(v, name, 0, max)).transpose()
+}
+
+/// Epoch milliseconds from an integer or an RFC 3339 string with offset;
+/// finer digits are truncated (floored).
+fn timestamp(v: Val<'_>) -> Result<i64, Rejection> {
+    match v {
+        Val::Int(ms) => Ok(ms),
+        Val::Str(s) => chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| reject(Reason::InvalidField, format!("occurred_at {s:?} is not RFC 3339 with offset ({e})"))),
+        _ => Err(reject(Reason::InvalidField, "occurred_at must be an RFC 3339 string or integer epoch milliseconds")),
+    }
+}
+
+/// Decodes and validates messages for a fixed set of pipelines.
+pub struct Decoder {
+    pipelines: Vec<Pipeline>,
+    by_id: HashMap<String, u16>,
+    max_clock_skew_ms: i64,
+}
+
+impl Decoder {
+    pub fn new(pipelines: &[Pipeline], max_clock_skew_ms: i64) -> Decoder {
+        let by_id = pipelines.iter().enumerate().map(|(i, p)| (p.id.clone(), i as u16)).collect();
+        Decoder { pipelines: pipelines.to_vec(), by_id, max_clock_skew_ms }
+    }
+
+    pub fn pipelines(&self) -> &[Pipeline] {
+        &self.pipelines
+    }
+
+    /// Decodes one message received at wall time `received_ms`.
+    pub fn decode(&self, bytes: &[u8], received_ms: i64) -> Result<Event, Rejection> {
+        if bytes.len() > MAX_EVENT_BYTES {
+            return Err(reject(Reason::TooLarge, format!("{} bytes, at most {MAX_EVENT_BYTES}", bytes.len())));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| reject(Reason::InvalidUtf8, e.to_string()))?;
+        let raw: Raw = serde_json::from_str(text).map_err(|e| reject(Reason::InvalidJson, e.to_string()))?;
+
+        let event_id = string(required(raw.event_id, "event_id")?, "event_id", 1, 128)?;
+        let deal_id = string(required(raw.deal_id, "deal_id")?, "deal_id", 1, 128)?;
+        let kind = match required(raw.kind, "type")? {
+            Val::Str(s) => EventType::parse(&s).ok_or_else(|| reject(Reason::UnknownType, format!("type {s:?}")))?,
+            _ => return Err(reject(Reason::InvalidField, "type must be a string")),
+        };
+        let occurred_at = timestamp(required(raw.occurred_at, "occurred_at")?)?;
+        let pipeline = match present(raw.pipeline) {
+            None => "default".into(),
+            Some(Val::Str(s)) => s,
+            Some(_) => return Err(reject(Reason::InvalidField, "pipeline must be a string")),
+        };
+        let p_idx = *self
+            .by_id
+            .get(pipeline.as_ref())
+            .ok_or_else(|| reject(Reason::UnknownPipeline, format!("pipeline {pipeline:?}")))?;
+        let p = &self.pipelines[p_idx as usize];
+
+        let stage_of = |v: Val<'_>| -> Result<usize, Rejection> {
+            let id = match v {
+                Val::Str(s) => s,
+                _ => return Err(reject(Reason::InvalidField, "stage must be a string")),
+            };
+            p.stage_index(&id)
+                .ok_or_else(|| reject(Reason::UnknownStage, format!("stage {id:?} is not in pipeline {:?}", p.id)))
+        };
+        let stage = match kind {
+            EventType::DealCreated | EventType::StageChanged | EventType::DealReopened => {
+                Some(stage_of(required(raw.stage, "stage")?)?)
+            }
+            EventType::DealWon => {
+                if let Some(v) = present(raw.stage) {
+                    let s = stage_of(v)?;
+                    if s != p.won {
+                        return Err(reject(
+                            Reason::InvalidField,
+                            format!("deal_won names stage {:?}, not the won stage", p.stages[s].id),
+                        ));
+                    }
+                }
+                Some(p.won)
+            }
+            _ => None,
+        };
+
+        let amount = match present(raw.amount) {
+            None => None,
+            Some(Val::Int(n)) if n >= 0 => Some(n as f64),
+            Some(Val::Num(n)) if n.is_finite() && n >= 0.0 => Some(n),
+            Some(_) => return Err(reject(Reason::InvalidField, "amount must be a finite number >= 0")),
+        };
+        let currency = match present(raw.currency) {
+            None => None,
+            Some(Val::Str(s)) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => Some(s.into_owned()),
+            Some(_) => return Err(reject(Reason::InvalidField, "currency must be 3 letters")),
+        };
+        let owner = optional_string(raw.owner, "owner", 128)?;
+        let team = optional_string(raw.team, "team", 128)?;
+        let region = optional_string(raw.region, "region", 128)?;
+        let source = optional_string(raw.source, "source", 128)?;
+        let lost_reason = optional_string(raw.lost_reason, "lost_reason", 128)?;
+        let activity = match (kind, present(raw.activity)) {
+            (EventType::Activity, None) => return Err(reject(Reason::MissingField, "activity is missing")),
+            (EventType::Activity, Some(v)) => Some(string(v, "activity", 1, 64)?),
+            (_, v) => {
+                optional_string(v, "activity", 64)?;
+                None
+            }
+        };
+
+        if occurred_at > received_ms.saturating_add(self.max_clock_skew_ms) {
+            return Err(reject(
+                Reason::FutureTimestamp,
+                format!("occurred_at is {} ms after arrival", occurred_at - received_ms),
+            ));
+        }
+        Ok(Event {
+            event_id,
+            deal_id,
+            kind,
+            occurred_at,
+            pipeline: p_idx,
+            stage: stage.map(|s| s as u16),
+            amount,
+            currency,
+            owner,
+            team,
+            region,
+            source,
+            lost_reason,
+            activity,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const NOW: i64 = 1_780_000_000_000;
+
+    fn decoder() -> Decoder {
+        let c = Config::from_toml("").unwrap();
+        Decoder::new(&c.pipelines, 300_000)
+    }
+
+    fn decode(json: &str) -> Result<Event, Rejection> {
+        decoder().decode(json.as_bytes(), NOW)
+    }
+
+    fn reason(json: &str) -> &'static str {
+        decode(json).expect_err(json).reason.as_str()
+    }
+
+    #[test]
+    fn decodes_a_full_event() {
+        let e = decode(
+            r#"{"event_id":"e1","deal_id":"d1","type":"stage_changed","occurred_at":"2026-05-28T10:00:00.123987+08:00",
+                "stage":"needs","amount":1200.5,"currency":"USD","owner":"li","team":"t","region":"华东","source":"web",
+                "lost_reason":null,"extra":{"nested":[1,2]}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.occurred_at, 1_779_933_600_123);
+        assert_eq!(e.stage, Some(2));
+        assert_eq!(e.amount, Some(1200.5));
+        assert_eq!(e.region.as_deref(), Some("华东"));
+        assert_eq!(e.lost_reason, None);
+        assert_eq!(e.pipeline, 0);
+    }
+
+    #[test]
+    fn integer_timestamps_and_won_without_stage() {
+        let e = decode(r#"{"event_id":"e","deal_id":"d","type":"deal_won","occurred_at":1700000000000}"#).unwrap();
+        assert_eq!(e.occurred_at, 1_700_000_000_000);
+        assert_eq!(e.stage, Some(5));
+    }
+
+    #[test]
+    fn every_rejection_reason() {
+        let big = format!(r#"{{"event_id":"e","pad":"{}"}}"#, "x".repeat(MAX_EVENT_BYTES));
+        assert_eq!(reason(&big), "too_large");
+        assert_eq!(decoder().decode(b"{\"event_id\":\"\xff\"}", NOW).unwrap_err().reason, Reason::InvalidUtf8);
+        for (json, want) in [
+            ("{not json", "invalid_json"),
+            ("[1,2]", "invalid_json"),
+            (r#"{"deal_id":"d","type":"activity","occurred_at":1,"activity":"call"}"#, "missing_field"),
+            (r#"{"event_id":null,"deal_id":"d","type":"activity","occurred_at":1}"#, "missing_field"),
+            (r#"{"event_id":"e","deal_id":"d","type":"stage_changed","occurred_at":1}"#, "missing_field"),
+            (r#"{"event_id":"e","deal_id":"d","type":"activity","occurred_at":1}"#, "missing_field"),
+            (r#"{"event_id":"","deal_id":"d","type":"activity","occurred_at":1}"#, "invalid_field"),
+            (r#"{"event_id":7,"deal_id":"d","type":"activity","occurred_at":1}"#, "invalid_field"),
+            (r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":"yesterday"}"#, "invalid_field"),
+            (
+                r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":"2026-01-01T00:00:00"}"#,
+                "invalid_field",
+            ),
+            (r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1.5}"#, "invalid_field"),
+            (r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"amount":-1}"#, "invalid_field"),
+            (r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"amount":"5"}"#, "invalid_field"),
+            (r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"currency":"EURO"}"#, "invalid_field"),
+            (r#"{"event_id":"e","deal_id":"d","type":"deal_won","occurred_at":1,"stage":"lead"}"#, "invalid_field"),
+            (r#"{"event_id":"e","deal_id":"d","type":"deal_deleted","occurred_at":1}"#, "unknown_type"),
+            (
+                r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"pipeline":"nope"}"#,
+                "unknown_pipeline",
+            ),
+            (
+                r#"{"event_id":"e","deal_id":"d","type":"stage_changed","occurred_at":1,"stage":"closing"}"#,
+                "unknown_stage",
+            ),
+            (r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1780000300001}"#, "future_timestamp"),
+        ] {
+            assert_eq!(reason(json), want, "{json}");
+        }
+        let long = format!(
+            r#"{{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"owner":"{}"}}"#,
+            "o".repeat(129)
+        );
+        assert_eq!(reason(&long), "invalid_field");
+    }
+
+    #[test]
+    fn skew_is_inclusive() {
+        let at = NOW + 300_000;
+        let json = format!(r#"{{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":{at}}}"#);
+        assert!(decode(&json).is_ok());
+    }
+}

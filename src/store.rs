@@ -1,0 +1,588 @@
+//! The in-memory event store: accepted events of each source partition as
+//! Arrow record batches, deduplicated by `event_id`, evicted past retention.
+//!
+//! Invariants:
+//! - an `event_id` is held at most once across all partitions (first wins);
+//! - every stored event has `occurred_at > T − retention` after [`Store::snapshot`];
+//! - memory is proportional to the events held: dictionaries and the deal
+//!   interner give back what eviction and dropped partitions free.
+//!
+//! Low-cardinality strings are dictionary-encoded with store-wide
+//! dictionaries, so batches hold only integer keys; [`Store::snapshot`] wraps
+//! the keys with the current dictionary values (no copy) to form the
+//! `events` table. Deals are interned to a dense `deal_key`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Builder, Int64Builder,
+    PrimitiveArray, RecordBatch, StringArray, StringBuilder, UInt8Builder, UInt16Builder, UInt32Array, UInt32Builder,
+};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::{
+    ArrowDictionaryKeyType, DataType, Field, Int64Type, Schema, SchemaRef, UInt8Type, UInt16Type, UInt32Type,
+};
+
+use crate::config::Pipeline;
+use crate::event::{Event, EventType, Reason, Rejection};
+
+/// A source partition: a Kafka topic/partition, a file, the generator.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionKey {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl PartitionKey {
+    pub fn new(topic: &str, partition: i32) -> PartitionKey {
+        PartitionKey { topic: topic.into(), partition }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Accepted,
+    Duplicate,
+}
+
+/// The string columns kept as store-wide dictionaries, in schema order.
+const DICT_COLUMNS: [&str; 7] = ["currency", "owner", "team", "region", "source", "lost_reason", "activity"];
+/// Batches are compacted up to this many rows.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Schema of the batches as stored (keys only).
+fn stored_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("deal_key", DataType::UInt32, false),
+        Field::new("type", DataType::UInt8, false),
+        Field::new("occurred_at_ms", DataType::Int64, false),
+        Field::new("pipeline", DataType::UInt16, false),
+        Field::new("stage", DataType::UInt16, true),
+        Field::new("amount", DataType::Float64, true),
+    ];
+    fields.extend(DICT_COLUMNS.iter().map(|c| Field::new(*c, DataType::UInt32, true)));
+    Arc::new(Schema::new(fields))
+}
+
+fn dict(key: DataType) -> DataType {
+    DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))
+}
+
+/// Schema of the `events` table the queries see.
+pub fn events_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("deal_key", DataType::UInt32, false),
+        Field::new("deal_id", dict(DataType::UInt32), false),
+        Field::new("type", dict(DataType::UInt8), false),
+        Field::new("occurred_at_ms", DataType::Int64, false),
+        Field::new("pipeline", dict(DataType::UInt16), false),
+        Field::new("stage", dict(DataType::UInt16), true),
+        Field::new("amount", DataType::Float64, true),
+    ];
+    fields.extend(DICT_COLUMNS.iter().map(|c| Field::new(*c, dict(DataType::UInt32), true)));
+    Arc::new(Schema::new(fields))
+}
+
+/// Column indexes of the stored schema, for readers of raw batches.
+pub mod col {
+    pub const EVENT_ID: usize = 0;
+    pub const DEAL_KEY: usize = 1;
+    pub const TYPE: usize = 2;
+    pub const OCCURRED_AT: usize = 3;
+    pub const PIPELINE: usize = 4;
+    pub const STAGE: usize = 5;
+    pub const AMOUNT: usize = 6;
+    /// First of the dictionary columns, in `DICT_COLUMNS` order.
+    pub const CURRENCY: usize = 7;
+    pub const OWNER: usize = 8;
+    pub const TEAM: usize = 9;
+    pub const REGION: usize = 10;
+    pub const SOURCE: usize = 11;
+    pub const LOST_REASON: usize = 12;
+    pub const ACTIVITY: usize = 13;
+}
+
+/// A string interner with reusable keys: the values of one dictionary column.
+#[derive(Default)]
+pub(crate) struct Interner {
+    keys: HashMap<Arc<str>, u32>,
+    values: Vec<Option<Arc<str>>>,
+    refs: Vec<u32>,
+    free: Vec<u32>,
+    /// The values as an Arrow array, rebuilt only after a change.
+    array: Option<ArrayRef>,
+    /// Deal keys carry their pipeline after a NUL; the array shows the deal_id only.
+    strip_pipeline: bool,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        let key = match self.keys.get(s) {
+            Some(&k) => k,
+            None => {
+                let s: Arc<str> = s.into();
+                let k = match self.free.pop() {
+                    Some(k) => {
+                        self.values[k as usize] = Some(s.clone());
+                        k
+                    }
+                    None => {
+                        self.values.push(Some(s.clone()));
+                        self.refs.push(0);
+                        (self.values.len() - 1) as u32
+                    }
+                };
+                self.keys.insert(s, k);
+                self.array = None;
+                k
+            }
+        };
+        self.refs[key as usize] += 1;
+        key
+    }
+
+    fn release(&mut self, key: u32) {
+        let r = &mut self.refs[key as usize];
+        *r -= 1;
+        if *r == 0 {
+            let s = self.values[key as usize].take().expect("live key");
+            self.keys.remove(&s);
+            self.free.push(key);
+            self.array = None;
+        }
+    }
+
+    pub(crate) fn get(&self, key: u32) -> Option<&str> {
+        self.values.get(key as usize)?.as_deref()
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn array(&mut self) -> ArrayRef {
+        self.array
+            .get_or_insert_with(|| {
+                let strip = self.strip_pipeline;
+                Arc::new(self.values.iter().map(|v| Some(shown(v.as_deref(), strip))).collect::<StringArray>())
+            })
+            .clone()
+    }
+
+    fn bytes(&self) -> usize {
+        let strings: usize = self.keys.keys().map(|k| k.len() + 16).sum();
+        strings + self.keys.capacity() * 24 + self.values.capacity() * 16 + self.refs.capacity() * 4
+    }
+}
+
+fn shown(v: Option<&str>, strip_pipeline: bool) -> &str {
+    match v {
+        Some(s) if strip_pipeline => s.rsplit_once('\0').map_or(s, |(id, _)| id),
+        Some(s) => s,
+        None => "",
+    }
+}
+
+/// Rows not yet sealed into a batch.
+struct Builder {
+    event_id: StringBuilder,
+    deal_key: UInt32Builder,
+    kind: UInt8Builder,
+    occurred_at: Int64Builder,
+    pipeline: UInt16Builder,
+    stage: UInt16Builder,
+    amount: Float64Builder,
+    dicts: [UInt32Builder; DICT_COLUMNS.len()],
+}
+
+impl Builder {
+    fn new() -> Builder {
+        Builder {
+            event_id: StringBuilder::new(),
+            deal_key: UInt32Builder::new(),
+            kind: UInt8Builder::new(),
+            occurred_at: Int64Builder::new(),
+            pipeline: UInt16Builder::new(),
+            stage: UInt16Builder::new(),
+            amount: Float64Builder::new(),
+            dicts: std::array::from_fn(|_| UInt32Builder::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.deal_key.len()
+    }
+
+    fn finish(&mut self, schema: &SchemaRef) -> RecordBatch {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.deal_key.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.occurred_at.finish()),
+            Arc::new(self.pipeline.finish()),
+            Arc::new(self.stage.finish()),
+            Arc::new(self.amount.finish()),
+        ];
+        cols.extend(self.dicts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        RecordBatch::try_new(schema.clone(), cols).expect("builder matches schema")
+    }
+}
+
+struct Partition {
+    batches: Vec<RecordBatch>,
+    builder: Builder,
+}
+
+/// Counts for the service metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub rows: usize,
+    pub bytes: usize,
+    pub deals: usize,
+    pub partitions: usize,
+}
+
+pub struct Store {
+    schema: SchemaRef,
+    retention_ms: i64,
+    partitions: BTreeMap<PartitionKey, Partition>,
+    /// 128-bit hashes of held event ids: collisions are practically impossible
+    /// (p ≈ n²/2¹²⁹) and the set costs a fraction of the strings.
+    seen: HashSet<u128>,
+    /// (pipeline, deal_id) as "deal_id \0 pipeline index" → dense deal key.
+    deals: Interner,
+    dicts: [Interner; DICT_COLUMNS.len()],
+    pipeline_values: ArrayRef,
+    stage_values: ArrayRef,
+    /// Offset of each pipeline's stages in `stage_values`.
+    stage_offsets: Vec<u16>,
+    type_values: ArrayRef,
+    max_occurred_at: Option<i64>,
+    rows: usize,
+}
+
+impl Store {
+    pub fn new(pipelines: &[Pipeline], retention_ms: i64) -> Store {
+        let mut offsets = Vec::new();
+        let mut stage_ids = Vec::new();
+        for p in pipelines {
+            offsets.push(stage_ids.len() as u16);
+            stage_ids.extend(p.stages.iter().map(|s| s.id.as_str()));
+        }
+        Store {
+            schema: stored_schema(),
+            retention_ms,
+            partitions: BTreeMap::new(),
+            seen: HashSet::new(),
+            deals: Interner { strip_pipeline: true, ..Default::default() },
+            dicts: Default::default(),
+            pipeline_values: Arc::new(StringArray::from_iter_values(pipelines.iter().map(|p| p.id.as_str()))),
+            stage_values: Arc::new(StringArray::from_iter_values(stage_ids)),
+            stage_offsets: offsets,
+            type_values: Arc::new(StringArray::from_iter_values(EventType::ALL.iter().map(|t| t.as_str()))),
+            max_occurred_at: None,
+            rows: 0,
+        }
+    }
+
+    /// The largest `occurred_at` held: `T` for `clock = "event"`.
+    pub fn max_occurred_at(&self) -> Option<i64> {
+        self.max_occurred_at
+    }
+
+    /// Adds a decoded event. `now_ms` is `T` at arrival for the `too_old`
+    /// check (for the event clock, pass `None` and the store uses its own).
+    pub fn insert(&mut self, part: &PartitionKey, e: &Event, now_ms: Option<i64>) -> Result<Inserted, Rejection> {
+        if let Some(t) = now_ms.or(self.max_occurred_at) {
+            if e.occurred_at <= t.saturating_sub(self.retention_ms) {
+                return Err(Rejection {
+                    reason: Reason::TooOld,
+                    detail: format!("occurred_at {} ms is at or before T - retention", e.occurred_at),
+                });
+            }
+        }
+        if !self.seen.insert(xxhash_rust::xxh3::xxh3_128(e.event_id.as_bytes())) {
+            return Ok(Inserted::Duplicate);
+        }
+        let deal = self.deals.intern(&deal_name(e.pipeline, &e.deal_id));
+        let p = self
+            .partitions
+            .entry(part.clone())
+            .or_insert_with(|| Partition { batches: Vec::new(), builder: Builder::new() });
+        let b = &mut p.builder;
+        b.event_id.append_value(&e.event_id);
+        b.deal_key.append_value(deal);
+        b.kind.append_value(e.kind as u8);
+        b.occurred_at.append_value(e.occurred_at);
+        b.pipeline.append_value(e.pipeline);
+        b.stage.append_option(e.stage.map(|s| self.stage_offsets[e.pipeline as usize] + s));
+        b.amount.append_option(e.amount);
+        let strings = [&e.currency, &e.owner, &e.team, &e.region, &e.source, &e.lost_reason, &e.activity];
+        for ((builder, interner), s) in b.dicts.iter_mut().zip(self.dicts.iter_mut()).zip(strings) {
+            builder.append_option(s.as_deref().map(|s| interner.intern(s)));
+        }
+        if b.len() >= BATCH_ROWS {
+            p.batches.push(b.finish(&self.schema));
+        }
+        self.rows += 1;
+        self.max_occurred_at = self.max_occurred_at.max(Some(e.occurred_at));
+        Ok(Inserted::Accepted)
+    }
+
+    /// Drops a partition and everything it held (on Kafka revocation).
+    pub fn drop_partition(&mut self, part: &PartitionKey) {
+        self.seal();
+        if let Some(p) = self.partitions.remove(part) {
+            for b in &p.batches {
+                self.forget_rows(b, &BooleanArray::from(vec![true; b.num_rows()]));
+            }
+            self.max_occurred_at = self
+                .stored_batches()
+                .filter_map(|b| datafusion::arrow::compute::max(b.column(col::OCCURRED_AT).as_primitive::<Int64Type>()))
+                .max();
+        }
+    }
+
+    /// Releases dedup entries, deal keys and dictionary keys of the rows set in `mask`.
+    fn forget_rows(&mut self, b: &RecordBatch, mask: &BooleanArray) {
+        let ids = b.column(col::EVENT_ID).as_string::<i32>();
+        let deals = b.column(col::DEAL_KEY).as_primitive::<UInt32Type>();
+        let dict_cols: Vec<&PrimitiveArray<UInt32Type>> =
+            (0..DICT_COLUMNS.len()).map(|i| b.column(col::CURRENCY + i).as_primitive::<UInt32Type>()).collect();
+        for row in (0..b.num_rows()).filter(|&r| mask.value(r)) {
+            self.seen.remove(&xxhash_rust::xxh3::xxh3_128(ids.value(row).as_bytes()));
+            self.deals.release(deals.value(row));
+            for (c, interner) in dict_cols.iter().zip(self.dicts.iter_mut()) {
+                if c.is_valid(row) {
+                    interner.release(c.value(row));
+                }
+            }
+            self.rows -= 1;
+        }
+    }
+
+    fn seal(&mut self) {
+        for p in self.partitions.values_mut() {
+            if p.builder.len() > 0 {
+                p.batches.push(p.builder.finish(&self.schema));
+            }
+        }
+    }
+
+    /// Evicts events at or before `cutoff_ms` (`T − retention`), compacts
+    /// small batches, and returns the `events` table: every held event,
+    /// including any after `T` (the engine filters those).
+    pub fn snapshot(&mut self, cutoff_ms: i64) -> Vec<RecordBatch> {
+        self.seal();
+        let mut partitions = std::mem::take(&mut self.partitions);
+        for p in partitions.values_mut() {
+            let mut kept = Vec::with_capacity(p.batches.len());
+            for b in p.batches.drain(..) {
+                let ts = b.column(col::OCCURRED_AT).as_primitive::<Int64Type>();
+                if datafusion::arrow::compute::min(ts).is_some_and(|m| m <= cutoff_ms) {
+                    let evict: BooleanArray = ts.iter().map(|t| Some(t.is_some_and(|t| t <= cutoff_ms))).collect();
+                    self.forget_rows(&b, &evict);
+                    let keep = datafusion::arrow::compute::not(&evict).expect("not");
+                    let b = filter_record_batch(&b, &keep).expect("filter matches schema");
+                    if b.num_rows() > 0 {
+                        kept.push(b);
+                    }
+                } else {
+                    kept.push(b);
+                }
+            }
+            p.batches = compact(&self.schema, kept);
+        }
+        partitions.retain(|_, p| !p.batches.is_empty());
+        self.partitions = partitions;
+        if self.rows == 0 {
+            self.max_occurred_at = None;
+        }
+
+        let deal_values = self.deals.array();
+        let dict_values: Vec<ArrayRef> = self.dicts.iter_mut().map(Interner::array).collect();
+        let schema = events_schema();
+        self.partitions
+            .values()
+            .flat_map(|p| &p.batches)
+            .map(|b| {
+                let c = |i: usize| b.column(i).clone();
+                let mut cols: Vec<ArrayRef> = vec![
+                    c(col::EVENT_ID),
+                    c(col::DEAL_KEY),
+                    wrap::<UInt32Type>(&c(col::DEAL_KEY), &deal_values),
+                    wrap::<UInt8Type>(&c(col::TYPE), &self.type_values),
+                    c(col::OCCURRED_AT),
+                    wrap::<UInt16Type>(&c(col::PIPELINE), &self.pipeline_values),
+                    wrap::<UInt16Type>(&c(col::STAGE), &self.stage_values),
+                    c(col::AMOUNT),
+                ];
+                cols.extend(dict_values.iter().enumerate().map(|(i, v)| wrap::<UInt32Type>(&c(col::CURRENCY + i), v)));
+                RecordBatch::try_new(schema.clone(), cols).expect("events schema")
+            })
+            .collect()
+    }
+
+    /// The stored (key-only) batches, for readers that want the integer keys.
+    pub fn stored_batches(&self) -> impl Iterator<Item = &RecordBatch> {
+        self.partitions.values().flat_map(|p| &p.batches)
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let arrow: usize =
+            self.partitions.values().flat_map(|p| &p.batches).map(RecordBatch::get_array_memory_size).sum();
+        // hashbrown: 16-byte slot plus one control byte per bucket.
+        let seen = self.seen.capacity() * 17;
+        let dicts: usize = self.dicts.iter().map(Interner::bytes).sum();
+        StoreStats {
+            rows: self.rows,
+            bytes: arrow + seen + dicts + self.deals.bytes(),
+            deals: self.deals.len(),
+            partitions: self.partitions.len(),
+        }
+    }
+
+    /// The deal_id of a deal key (for tests and diagnostics).
+    pub fn deal_id(&self, key: u32) -> Option<&str> {
+        self.deals.get(key).and_then(|s| s.rsplit_once('\0')).map(|(id, _)| id)
+    }
+}
+
+fn deal_name(pipeline: u16, deal_id: &str) -> String {
+    format!("{deal_id}\0{pipeline}")
+}
+
+/// Wraps stored keys with dictionary values: no copy of either.
+fn wrap<K: ArrowDictionaryKeyType>(keys: &ArrayRef, values: &ArrayRef) -> ArrayRef {
+    let keys = keys.as_primitive::<K>().clone();
+    Arc::new(DictionaryArray::<K>::try_new(keys, values.clone()).expect("keys within dictionary"))
+}
+
+/// Merges runs of small batches so a partition holds few, large batches.
+fn compact(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Vec<RecordBatch> {
+    let mut out: Vec<RecordBatch> = Vec::with_capacity(batches.len());
+    for b in batches {
+        match out.last_mut() {
+            Some(last) if last.num_rows() + b.num_rows() <= BATCH_ROWS => {
+                *last = concat_batches(schema, [&*last, &b]).expect("same schema");
+            }
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+/// The deal keys of a stored batch (for the deal derivation).
+pub fn deal_keys(b: &RecordBatch) -> &UInt32Array {
+    b.column(col::DEAL_KEY).as_primitive::<UInt32Type>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn event(id: &str, deal: &str, at: i64) -> Event {
+        Event {
+            event_id: id.into(),
+            deal_id: deal.into(),
+            kind: EventType::Activity,
+            occurred_at: at,
+            pipeline: 0,
+            stage: None,
+            amount: None,
+            currency: None,
+            owner: Some(format!("owner-{id}")),
+            team: None,
+            region: None,
+            source: None,
+            lost_reason: None,
+            activity: Some("call".into()),
+        }
+    }
+
+    fn store() -> Store {
+        Store::new(&Config::from_toml("").unwrap().pipelines, 1000)
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<String> {
+        let mut v: Vec<String> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn dedup_is_store_wide_and_first_wins() {
+        let mut s = store();
+        let (a, b) = (PartitionKey::new("t", 0), PartitionKey::new("t", 1));
+        assert_eq!(s.insert(&a, &event("e1", "d", 10), None), Ok(Inserted::Accepted));
+        let mut changed = event("e1", "d2", 11);
+        changed.owner = None;
+        assert_eq!(s.insert(&b, &changed, None), Ok(Inserted::Duplicate));
+        let snap = s.snapshot(0);
+        assert_eq!(ids(&snap), ["e1"]);
+        let deal = snap[0].column_by_name("deal_id").unwrap().as_dictionary::<UInt32Type>();
+        let values = deal.values().as_string::<i32>();
+        assert_eq!(values.value(deal.keys().value(0) as usize), "d");
+        assert_eq!(s.stats().rows, 1);
+    }
+
+    #[test]
+    fn too_old_uses_t_at_arrival() {
+        let mut s = store();
+        let p = PartitionKey::new("t", 0);
+        s.insert(&p, &event("new", "d", 5000), None).unwrap();
+        let err = s.insert(&p, &event("old", "d", 4000), None).unwrap_err();
+        assert_eq!(err.reason, Reason::TooOld);
+        assert!(s.insert(&p, &event("ok", "d", 4001), None).is_ok());
+        assert_eq!(s.insert(&p, &event("w", "d", 4001), Some(6000)).unwrap_err().reason, Reason::TooOld);
+    }
+
+    #[test]
+    fn eviction_frees_dedup_deals_and_dictionaries() {
+        let mut s = store();
+        let p = PartitionKey::new("t", 0);
+        for i in 0..100 {
+            s.insert(&p, &event(&format!("e{i}"), &format!("d{}", i % 10), i), None).unwrap();
+        }
+        let snap = s.snapshot(49);
+        assert_eq!(snap.iter().map(|b| b.num_rows()).sum::<usize>(), 50);
+        assert_eq!(s.stats().rows, 50);
+        assert_eq!(s.dicts[1].len(), 50, "owners of evicted rows are released");
+        // An evicted id may come back (then it is a new event to the store).
+        assert_eq!(s.insert(&p, &event("e0", "d0", 60), None), Ok(Inserted::Accepted));
+        s.snapshot(1000);
+        let st = s.stats();
+        assert_eq!((st.rows, st.deals, st.partitions), (0, 0, 0));
+        assert_eq!(s.dicts[1].len(), 0);
+    }
+
+    #[test]
+    fn dropping_a_partition_forgets_its_events() {
+        let mut s = store();
+        let (a, b) = (PartitionKey::new("t", 0), PartitionKey::new("t", 1));
+        s.insert(&a, &event("a1", "d", 10), None).unwrap();
+        s.insert(&b, &event("b1", "d", 20), None).unwrap();
+        s.drop_partition(&b);
+        assert_eq!(s.max_occurred_at(), Some(10));
+        assert_eq!(ids(&s.snapshot(0)), ["a1"]);
+        assert_eq!(s.insert(&a, &event("b1", "d", 20), None), Ok(Inserted::Accepted));
+    }
+
+    #[test]
+    fn many_small_snapshots_compact_into_few_batches() {
+        let mut s = store();
+        let p = PartitionKey::new("t", 0);
+        for i in 0..500 {
+            s.insert(&p, &event(&format!("e{i}"), "d", i), None).unwrap();
+            s.snapshot(-1);
+        }
+        assert_eq!(s.snapshot(-1).len(), 1);
+    }
+}
