@@ -1,5 +1,5 @@
 -- metric: crm_funnel_time_to_close_quantile_seconds
--- type: gauge
+-- type: summary
 -- help: Nearest-rank quantiles of the time to close of deals won in the window.
 -- labels: pipeline, window, quantile
 -- value: value

@@ -1,5 +1,5 @@
 -- metric: crm_funnel_transition_duration_quantile_seconds
--- type: gauge
+-- type: summary
 -- help: Nearest-rank quantiles of the step durations of deals that reached the next stage in the window.
 -- labels: pipeline, from_stage, to_stage, window, quantile
 -- value: value

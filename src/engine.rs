@@ -104,7 +104,7 @@ impl Query {
                 }
                 let kind = header.get("type").map(String::as_str).unwrap_or("gauge");
                 let kind = Kind::parse(kind).unwrap_or_else(|| {
-                    errs.push(format!("{file}: type: {kind:?} is not gauge, counter or histogram"));
+                    errs.push(format!("{file}: type: {kind:?} is not gauge, counter, histogram or summary"));
                     Kind::Gauge
                 });
                 let labels: Vec<String> = header

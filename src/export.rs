@@ -22,6 +22,9 @@ pub enum Kind {
     Gauge,
     Counter,
     Histogram,
+    /// Precomputed quantiles (a `quantile` label, no `_sum`/`_count`): typed
+    /// as a summary so that Prometheus tooling reads the label as meant.
+    Summary,
 }
 
 impl Kind {
@@ -30,6 +33,7 @@ impl Kind {
             "gauge" => Some(Kind::Gauge),
             "counter" => Some(Kind::Counter),
             "histogram" => Some(Kind::Histogram),
+            "summary" => Some(Kind::Summary),
             _ => None,
         }
     }
@@ -39,6 +43,7 @@ impl Kind {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
             Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
         }
     }
 }

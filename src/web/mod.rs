@@ -12,7 +12,8 @@ use axum::routing::get;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::app::App;
 
@@ -24,7 +25,8 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(10)))
         .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        // A 503 from /readyz is an answer, not a server failure: keep it out of the error log.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .with_state(app)
 }
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what the tests need
+# (promtool from Debian's `prometheus` package), then runs every test.
+# The Rust build is cached outside the clone (CARGO_TARGET_DIR), so a second
+# run only rebuilds funnelwatch itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/funnelwatch/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+need_apt=()
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v python3 >/dev/null || need_apt+=(python3)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]} (Debian packages)"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+echo "== oracle self-test (python)"
+python3 -m unittest discover -s tests/oracle -q
+
+echo "== cargo test (release: DataFusion is slow unoptimised)"
+cargo test --release
