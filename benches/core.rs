@@ -1,1 +1,333 @@
-fn main() {}
+//! Throughput and latency of the hot paths, against the targets of the issue
+//! (measured here, never asserted): decode+append ≥ 500k events/s on one
+//! core; a full refresh of all built-in queries over 1M events ≤ 1 s; store
+//! ≤ 100 bytes per event.
+//!
+//! `cargo bench --bench core` runs, in this order:
+//! - `store_memory` (no timing): builds a ~1M-event store first, while the
+//!   heap is still clean, and prints bytes/event from `Store::stats()` and
+//!   from the process RSS growth (Linux `/proc/self/status`);
+//! - `refresh/{100k,1M}`: `Store::snapshot` + `Engine::refresh` at T, plus
+//!   `derive/*` (the per-deal derivation alone) and a per-query breakdown
+//!   printed from `Snapshot::queries`;
+//! - `ingest/decode` and `ingest/decode_append` over ~100k generated lines.
+//!
+//! The refresh runs on a current-thread tokio runtime, as the server's
+//! refresh thread does (src/app.rs); a multi-thread comparison is printed.
+//! Pass a filter as usual (`cargo bench --bench core -- ingest`); the stores
+//! are only built for the benches that need them.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
+use datafusion::arrow::array::RecordBatch;
+use funnelwatch::config::Config;
+use funnelwatch::engine::Engine;
+use funnelwatch::event::Decoder;
+use funnelwatch::source::generator::Generator;
+use funnelwatch::store::{PartitionKey, Store};
+use tokio::runtime::Runtime;
+
+const DAY: i64 = 86_400_000;
+/// 2026-10-01T00:00:00Z: the end of the generated history and the evaluation time T.
+const END_MS: i64 = 1_790_812_800_000;
+const SEED: u64 = 1;
+
+/// A generated data set: `deals` deals created over the `days` before `END_MS`.
+#[derive(Clone, Copy)]
+struct Set {
+    name: &'static str,
+    deals: usize,
+    days: u32,
+}
+
+/// ~12 events per deal: about 100k and 1M events.
+const SMALL: Set = Set { name: "100k", deals: 8_300, days: 90 };
+const LARGE: Set = Set { name: "1M", deals: 85_000, days: 180 };
+
+fn config() -> Config {
+    Config::from_toml("").expect("default config")
+}
+
+fn generator(config: &Config, set: Set) -> Generator {
+    Generator::new(&config.pipelines, set.deals, set.days, SEED, END_MS - i64::from(set.days) * DAY)
+}
+
+/// All of a set's JSON lines up to `END_MS`.
+fn lines(config: &Config, set: Set) -> Vec<String> {
+    generator(config, set).advance(END_MS)
+}
+
+/// Decodes and inserts one line; panics on a rejection (the generator's lines are valid).
+fn ingest(decoder: &Decoder, store: &mut Store, part: &PartitionKey, line: &str) {
+    let e = decoder.decode(line.as_bytes(), END_MS).expect("generated lines decode");
+    store.insert(part, &e, Some(END_MS)).expect("generated events are within retention");
+}
+
+/// A set's store, built a day at a time so that only one day of JSON is ever held.
+/// Returns the store and the number of lines ingested (duplicates included).
+fn build_store(config: &Config, set: Set) -> (Store, usize) {
+    let decoder = Decoder::new(&config.pipelines, config.max_clock_skew_ms);
+    let mut store = Store::new(&config.pipelines, config.retention_ms);
+    let part = PartitionKey::new("bench", 0);
+    let mut g = generator(config, set);
+    let mut n = 0;
+    let start = END_MS - i64::from(set.days) * DAY;
+    for day in 1..=i64::from(set.days) {
+        for line in g.advance((start + day * DAY).min(END_MS)) {
+            ingest(&decoder, &mut store, &part, &line);
+            n += 1;
+        }
+    }
+    (store, n)
+}
+
+fn cutoff(config: &Config) -> i64 {
+    END_MS - config.retention_ms
+}
+
+/// Resident set size of this process in bytes (Linux), if readable.
+fn rss_bytes() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().strip_suffix("kB")?.trim();
+    kb.parse::<usize>().ok().map(|kb| kb * 1024)
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into())
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Builds the large store, prints its memory use and returns it for the refresh benches.
+fn store_memory() -> Store {
+    let config = config();
+    let before = rss_bytes();
+    let t = Instant::now();
+    let (mut store, lines) = build_store(&config, LARGE);
+    let built = t.elapsed();
+    let after_build = rss_bytes();
+    // The first snapshot seals the open builders and compacts: `stats()` counts sealed batches only.
+    drop(store.snapshot(cutoff(&config)));
+    let after_snapshot = rss_bytes();
+    let s = store.stats();
+    eprintln!("\n== store_memory ({}: {} deals over {} days; load {})", LARGE.name, LARGE.deals, LARGE.days, load());
+    eprintln!("  lines {lines}, rows {}, deals {}, built (generate+decode+insert) in {:.2?}", s.rows, s.deals, built);
+    eprintln!("  Store::stats: {} bytes = {:.1} MiB = {:.1} bytes/event", s.bytes, mib(s.bytes), per(s.bytes, s.rows));
+    if let (Some(b), Some(a), Some(c)) = (before, after_build, after_snapshot) {
+        let (grow, grow2) = (a.saturating_sub(b), c.saturating_sub(b));
+        eprintln!(
+            "  RSS: {:.1} MiB before, +{:.1} MiB after building ({:.1} bytes/event), +{:.1} MiB after the first \
+             snapshot ({:.1} bytes/event)",
+            mib(b),
+            mib(grow),
+            per(grow, s.rows),
+            mib(grow2),
+            per(grow2, s.rows),
+        );
+    }
+    // Where the bytes are: the Arrow columns as stored (keys only), then the rest of
+    // `Store::stats` (the event-id dedup set and the interners).
+    let mut columns: Vec<(String, usize)> = Vec::new();
+    for b in store.stored_batches() {
+        for (i, f) in b.schema().fields().iter().enumerate() {
+            if columns.len() <= i {
+                columns.push((f.name().clone(), 0));
+            }
+            columns[i].1 += b.column(i).get_array_memory_size();
+        }
+    }
+    let arrow: usize = columns.iter().map(|c| c.1).sum();
+    columns.sort_by_key(|c| std::cmp::Reverse(c.1));
+    eprintln!("  Arrow batches {:.1} bytes/event:", per(arrow, s.rows));
+    for (name, bytes) in &columns {
+        eprintln!("    {:>6.2} bytes/event  {name}", per(*bytes, s.rows));
+    }
+    eprintln!(
+        "  the rest of Store::stats (event-id dedup set, deal and dictionary interners): {:.1} bytes/event",
+        per(s.bytes - arrow, s.rows)
+    );
+    store
+}
+
+fn per(bytes: usize, rows: usize) -> f64 {
+    bytes as f64 / rows.max(1) as f64
+}
+
+/// The current-thread runtime of the server's refresh thread.
+fn refresh_runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+/// Prints the per-query durations (median of `runs` refreshes), the slowest first,
+/// and what the queries do not account for (context, filtering, derive, registration).
+fn breakdown(rt: &Runtime, engine: &Engine, store: &mut Store, cut: i64, runs: usize, label: &str) {
+    let mut totals = Vec::new();
+    let mut per_query: Vec<(String, Vec<f64>)> = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let snap = rt.block_on(engine.refresh(store.snapshot(cut), END_MS)).expect("refresh");
+        totals.push(start.elapsed().as_secs_f64());
+        for (i, (file, result)) in snap.queries.iter().enumerate() {
+            let secs = result.as_ref().unwrap_or_else(|e| panic!("{file} failed: {e}"));
+            if per_query.len() <= i {
+                per_query.push((file.clone(), Vec::new()));
+            }
+            per_query[i].1.push(*secs);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut rows: Vec<(String, f64)> = per_query.into_iter().map(|(f, mut v)| (f, median(&mut v))).collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total = median(&mut totals);
+    let queries: f64 = rows.iter().map(|r| r.1).sum();
+    eprintln!("\n== refresh breakdown {label} (median of {runs}; load {})", load());
+    eprintln!(
+        "  total {:.1} ms = queries {:.1} ms + the rest {:.1} ms",
+        total * 1e3,
+        queries * 1e3,
+        (total - queries) * 1e3
+    );
+    for (file, secs) in &rows {
+        eprintln!("  {:>8.1} ms  {:>5.1}%  {file}", secs * 1e3, 100.0 * secs / total);
+    }
+}
+
+fn refresh(c: &mut Criterion, mut large: Option<Store>) {
+    let config = config();
+    let engine = Engine::new(&config).expect("built-in queries");
+    let cut = cutoff(&config);
+    let rt = refresh_runtime();
+    for set in [SMALL, LARGE] {
+        let ids = [format!("refresh/{}", set.name), format!("derive/{}", set.name), format!("snapshot/{}", set.name)];
+        if !ids.iter().any(|id| wanted(id)) {
+            continue;
+        }
+        let prebuilt = if set.name == LARGE.name { large.take() } else { None };
+        let mut store = prebuilt.unwrap_or_else(|| build_store(&config, set).0);
+        let events = store.snapshot(cut);
+        let rows: usize = events.iter().map(RecordBatch::num_rows).sum();
+        eprintln!("\n{}: {rows} events, {} deals, {} batches", set.name, store.stats().deals, events.len());
+        drop(events);
+
+        breakdown(&rt, &engine, &mut store, cut, 5, set.name);
+        if set.name == LARGE.name {
+            let multi = Runtime::new().expect("runtime");
+            breakdown(&multi, &engine, &mut store, cut, 3, &format!("{} on a multi-thread runtime", set.name));
+        }
+
+        let mut g = c.benchmark_group("refresh");
+        g.sample_size(10).warm_up_time(Duration::from_secs(1));
+        g.sampling_mode(SamplingMode::Flat);
+        g.measurement_time(Duration::from_secs(if set.name == LARGE.name { 15 } else { 6 }));
+        g.throughput(Throughput::Elements(rows as u64));
+        g.bench_function(set.name, |b| {
+            b.iter(|| {
+                let events = store.snapshot(cut);
+                black_box(rt.block_on(engine.refresh(events, END_MS)).expect("refresh"))
+            })
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group("derive");
+        g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(6));
+        g.sampling_mode(SamplingMode::Flat);
+        g.throughput(Throughput::Elements(rows as u64));
+        let events = store.snapshot(cut);
+        g.bench_function(set.name, |b| {
+            b.iter(|| black_box(funnelwatch::deals::derive(&events, &config.pipelines, END_MS)))
+        });
+        g.finish();
+        drop(events);
+
+        let mut g = c.benchmark_group("snapshot");
+        g.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+        g.bench_function(set.name, |b| b.iter(|| black_box(store.snapshot(cut))));
+        g.finish();
+    }
+}
+
+fn ingest_benches(c: &mut Criterion) {
+    if !["ingest/decode", "ingest/decode_append"].iter().any(|id| wanted(id)) {
+        return;
+    }
+    let config = config();
+    let decoder = Decoder::new(&config.pipelines, config.max_clock_skew_ms);
+    let lines = lines(&config, SMALL);
+    let bytes: usize = lines.iter().map(String::len).sum();
+    eprintln!("\ningest: {} lines, {:.0} bytes/line on average; load {}", lines.len(), per(bytes, lines.len()), load());
+    let part = PartitionKey::new("bench", 0);
+
+    let mut g = c.benchmark_group("ingest");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(decoder.decode(black_box(l.as_bytes()), END_MS).expect("decodes"));
+            }
+        })
+    });
+    g.bench_function("decode_append", |b| {
+        b.iter_batched(
+            || Store::new(&config.pipelines, config.retention_ms),
+            |mut store| {
+                for l in &lines {
+                    ingest(&decoder, &mut store, &part, l);
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+/// Whether a benchmark id passes the command line's filter, approximately as criterion
+/// decides it (a substring rather than a regex): only to skip building stores nobody asked for.
+fn wanted(id: &str) -> bool {
+    const WITH_VALUE: [&str; 15] = [
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--sample-size",
+        "--warm-up-time",
+        "--measurement-time",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--profile-time",
+        "--color",
+        "--output-format",
+        "--plotting-backend",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut filter = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if WITH_VALUE.contains(&a.as_str()) {
+            i += 1;
+        } else if !a.starts_with('-') {
+            filter = Some(a.as_str());
+        }
+        i += 1;
+    }
+    filter.is_none_or(|f| id.contains(f) || f.chars().any(|c| "^$.*+?()[]{}|\\".contains(c)))
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let large = ["store_memory", "refresh/1M", "derive/1M", "snapshot/1M"].iter().any(|id| wanted(id));
+    refresh(&mut c, large.then(store_memory));
+    ingest_benches(&mut c);
+    c.final_summary();
+}

@@ -83,7 +83,9 @@ pub struct Family {
 
 /// Turns query result batches into a family. Rows with a null or NaN value are skipped.
 pub fn family(spec: &MetricSpec, batches: &[RecordBatch]) -> Result<Family, String> {
-    let mut rows: Vec<(Vec<(String, String)>, Option<String>, f64, f64)> = Vec::new();
+    // (labels, le, value, sum) of every row with a value.
+    type Row = (Vec<(String, String)>, Option<String>, f64, f64);
+    let mut rows: Vec<Row> = Vec::new();
     for b in batches {
         let text = |name: &str| -> Result<Vec<Option<String>>, String> {
             let c = b.column_by_name(name).ok_or_else(|| format!("result has no column {name:?}"))?;

@@ -296,13 +296,13 @@ impl Store {
     /// Adds a decoded event. `now_ms` is `T` at arrival for the `too_old`
     /// check (for the event clock, pass `None` and the store uses its own).
     pub fn insert(&mut self, part: &PartitionKey, e: &Event, now_ms: Option<i64>) -> Result<Inserted, Rejection> {
-        if let Some(t) = now_ms.or(self.max_occurred_at) {
-            if e.occurred_at <= t.saturating_sub(self.retention_ms) {
-                return Err(Rejection {
-                    reason: Reason::TooOld,
-                    detail: format!("occurred_at {} ms is at or before T - retention", e.occurred_at),
-                });
-            }
+        if let Some(t) = now_ms.or(self.max_occurred_at)
+            && e.occurred_at <= t.saturating_sub(self.retention_ms)
+        {
+            return Err(Rejection {
+                reason: Reason::TooOld,
+                detail: format!("occurred_at {} ms is at or before T - retention", e.occurred_at),
+            });
         }
         if !self.seen.insert(xxhash_rust::xxh3::xxh3_128(e.event_id.as_bytes())) {
             return Ok(Inserted::Duplicate);
