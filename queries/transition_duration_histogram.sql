@@ -4,7 +4,7 @@
 -- labels: pipeline, from_stage, to_stage, window
 -- value: value
 WITH obs AS (
-  SELECT t.pipeline, t.from_stage, t.to_stage, w.window, d.seconds
+  SELECT t.pipeline, t.from_stage, t.to_stage, w.window, d.seconds, d.ms
   FROM transitions t
   CROSS JOIN windows w
   LEFT JOIN transition_durations d
@@ -12,7 +12,7 @@ WITH obs AS (
 )
 SELECT o.pipeline, o.from_stage, o.to_stage, o.window, b.le,
        COUNT(CASE WHEN o.seconds <= b.le_seconds THEN 1 END) AS value,
-       COALESCE(SUM(o.seconds), 0.0) AS sum
+       CAST(COALESCE(SUM(o.ms), 0) AS DOUBLE) / 1000.0 AS sum
 FROM obs o
 CROSS JOIN buckets b
 GROUP BY o.pipeline, o.from_stage, o.to_stage, o.window, b.le

@@ -135,10 +135,20 @@ pub fn derive(events: &[RecordBatch], pipelines: &[Pipeline], t_ms: i64) -> Deal
             .unwrap_or_else(|| Arc::new(StringArray::from(Vec::<&str>::new())))
     };
 
+    // Deals in (pipeline, deal_id) order, not in deal-key (arrival) order:
+    // floating-point sums over the tables then add in the same order
+    // whatever order the events arrived in.
+    let deal_ids = values("deal_id");
+    let deal_ids = deal_ids.as_string::<i32>();
+    let mut groups: Vec<&[(u32, i64, u32, u32)]> = rows.chunk_by(|a, b| a.0 == b.0).collect();
+    groups.sort_by_cached_key(|g| {
+        (cols[g[0].2 as usize].pipeline.value(g[0].3 as usize), deal_ids.value(g[0].0 as usize))
+    });
+
     let mut d = DealsBuilder::default();
     let mut r = ReachedBuilder::default();
     let mut entered: Vec<Option<i64>> = Vec::new();
-    for group in rows.chunk_by(|a, b| a.0 == b.0) {
+    for group in groups {
         let first = &cols[group[0].2 as usize];
         let p_idx = first.pipeline.value(group[0].3 as usize) as usize;
         let p = &pipelines[p_idx];
