@@ -33,6 +33,10 @@ pub struct App {
     pub ready: AtomicBool,
     pub refresh_now: Notify,
     pub rejection_log: RejectionLog,
+    /// The version of the latest published snapshot, for live updates.
+    pub versions: watch::Sender<u64>,
+    /// Turns true when the server shuts down; long-lived responses end then.
+    pub shutdown: watch::Sender<bool>,
 }
 
 impl App {
@@ -46,6 +50,8 @@ impl App {
             ready: AtomicBool::new(false),
             refresh_now: Notify::new(),
             rejection_log: RejectionLog::default(),
+            versions: watch::Sender::new(0),
+            shutdown: watch::Sender::new(false),
             config,
         })
     }
@@ -89,7 +95,9 @@ impl App {
             }
         }
         snap.version = self.snapshot.load().version + 1;
+        let version = snap.version;
         self.snapshot.store(Arc::new(snap));
+        self.versions.send_replace(version);
         m.refreshes.inc();
         m.refresh_duration.observe(start.elapsed().as_secs_f64());
         if caught_up && !self.ready.swap(true, Ordering::SeqCst) {
@@ -107,7 +115,7 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
     let app = App::new(config);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = app.shutdown.subscribe();
 
     let refresher = {
         let app = app.clone();
@@ -139,19 +147,22 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     };
 
     println!("funnelwatch listening on http://{addr}/");
+    println!("  dashboard: http://{addr}/");
     println!("  metrics:   http://{addr}/metrics");
     tracing::info!(%addr, "serving");
+    let signal_app = app.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        signal_app.shutdown.send_replace(true);
+    });
     let mut stop = stop_rx.clone();
     axum::serve(listener, crate::web::router(app.clone()))
         .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = stop.wait_for(|s| *s) => {}
-            }
+            let _ = stop.wait_for(|s| *s).await;
         })
         .await?;
-    tracing::info!("shutting down");
-    stop_tx.send_replace(true);
+    app.shutdown.send_replace(true);
     source_task.abort();
     let _ = source_task.await;
     tokio::task::spawn_blocking(move || refresher.join()).await?.ok();

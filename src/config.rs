@@ -87,6 +87,8 @@ pub struct Config {
     pub queries_dir: Option<PathBuf>,
     /// Memory pool for one refresh's queries.
     pub query_memory_limit_bytes: usize,
+    /// The dashboard warns when no event arrived for longer than this.
+    pub stale_after_ms: i64,
     pub kafka: Option<KafkaConfig>,
     pub pipelines: Vec<Pipeline>,
 }
@@ -119,6 +121,7 @@ struct RawConfig {
     max_clock_skew: Option<String>,
     queries_dir: Option<PathBuf>,
     query_memory_limit: Option<String>,
+    stale_after: Option<String>,
     kafka: Option<RawKafka>,
     pipelines: Option<Vec<RawPipeline>>,
 }
@@ -162,6 +165,7 @@ const ENV_OVERRIDES: &[(&str, &[&str])] = &[
     ("FUNNELWATCH_MAX_CLOCK_SKEW", &["max_clock_skew"]),
     ("FUNNELWATCH_QUERIES_DIR", &["queries_dir"]),
     ("FUNNELWATCH_QUERY_MEMORY_LIMIT", &["query_memory_limit"]),
+    ("FUNNELWATCH_STALE_AFTER", &["stale_after"]),
     ("FUNNELWATCH_KAFKA_BROKERS", &["kafka", "brokers"]),
     ("FUNNELWATCH_KAFKA_TOPICS", &["kafka", "topics"]),
     ("FUNNELWATCH_KAFKA_GROUP_ID", &["kafka", "group_id"]),
@@ -290,6 +294,7 @@ impl RawConfig {
         let refresh_ms = dur("refresh_interval", self.refresh_interval, "5s");
         let retention_ms = dur("retention", self.retention, "180d");
         let max_clock_skew_ms = dur("max_clock_skew", self.max_clock_skew, "5m");
+        let stale_after_ms = dur("stale_after", self.stale_after, "1h");
 
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:9464".into());
         let listen = listen.parse::<SocketAddr>().unwrap_or_else(|_| {
@@ -429,6 +434,7 @@ impl RawConfig {
             max_clock_skew_ms,
             queries_dir: self.queries_dir,
             query_memory_limit_bytes,
+            stale_after_ms,
             kafka,
             pipelines,
         })
@@ -449,6 +455,7 @@ mod tests {
         assert_eq!(c.refresh_interval, Duration::from_secs(5));
         assert_eq!(c.retention_ms, 180 * 86_400_000);
         assert_eq!(c.max_clock_skew_ms, 300_000);
+        assert_eq!(c.stale_after_ms, 3_600_000);
         let p = &c.pipelines[0];
         assert_eq!(p.id, "default");
         assert_eq!(p.stages.len(), 7);

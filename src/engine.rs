@@ -226,9 +226,11 @@ impl Engine {
 
     fn context(&self) -> datafusion::error::Result<SessionContext> {
         let runtime = RuntimeEnvBuilder::new().with_memory_limit(self.memory_limit, 1.0).build_arc()?;
-        // Two partitions: enough parallelism for two cores, and one refresh
-        // cannot flood the machine's threads.
-        let config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
+        // One partition: rows flow in table order, so floating-point sums add
+        // in the same order on every refresh (with more, batches interleave
+        // by timing and the last bits of a sum can change between refreshes).
+        // It also leaves the other core to ingestion and scrapes.
+        let config = SessionConfig::new().with_target_partitions(1).with_information_schema(false);
         Ok(SessionContext::new_with_config_rt(config, runtime))
     }
 

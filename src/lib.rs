@@ -9,7 +9,7 @@
 //! source::{kafka, file, generator} ─▶ source::Ingest ─▶ event (decode, validate)
 //!        ─▶ store (per-partition Arrow batches, dedup, retention)
 //!        ─▶ engine (refresh loop: deals + queries/*.sql over a snapshot) ─▶ Snapshot
-//!        ─▶ export (Prometheus text) ─▶ web (axum: /metrics, /healthz, /readyz)
+//!        ─▶ export (Prometheus text) ─▶ web (axum: /metrics, probes, dashboard, /api)
 //! ```
 //!
 //! - [`config`]: the typed configuration (TOML + `FUNNELWATCH_*` env).
@@ -21,7 +21,7 @@
 //! - [`engine`]: the DataFusion session, query files and [`engine::Snapshot`].
 //! - [`export`]: metric families, the text format and the service metrics.
 //! - [`app`]: the shared state and the wiring of sources, refresh loop and server.
-//! - [`web`]: the HTTP router.
+//! - [`web`]: the HTTP router: metrics, probes, the dashboard and its JSON API.
 //! - [`cli`]: the commands (`serve`, `demo`, `generate`, `check`).
 
 pub mod app;

@@ -216,6 +216,8 @@ impl Builder {
         self.deal_key.len()
     }
 
+    /// The rows as a batch whose buffers are exactly as large as the data
+    /// (the builders grow by doubling; a copy drops the spare capacity).
     fn finish(&mut self, schema: &SchemaRef) -> RecordBatch {
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.event_id.finish()),
@@ -227,7 +229,8 @@ impl Builder {
             Arc::new(self.amount.finish()),
         ];
         cols.extend(self.dicts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        RecordBatch::try_new(schema.clone(), cols).expect("builder matches schema")
+        let grown = RecordBatch::try_new(schema.clone(), cols).expect("builder matches schema");
+        concat_batches(schema, [&grown]).expect("same schema")
     }
 }
 
@@ -434,8 +437,9 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let arrow: usize =
             self.partitions.values().flat_map(|p| &p.batches).map(RecordBatch::get_array_memory_size).sum();
-        // hashbrown: 16-byte slot plus one control byte per bucket.
-        let seen = self.seen.capacity() * 17;
+        // hashbrown: 16-byte slot plus one control byte per bucket, and
+        // capacity() is 7/8 of the buckets.
+        let seen = self.seen.capacity() * 8 / 7 * 17;
         let dicts: usize = self.dicts.iter().map(Interner::bytes).sum();
         StoreStats {
             rows: self.rows,

@@ -2,7 +2,8 @@
 //! the one path into the store: decode, validate, dedup, count, and log
 //! rejections at a bounded rate. A source calls [`Ingest::caught_up`] once
 //! it has delivered its backlog (a file read to the end, the generator's
-//! history); readiness waits for that.
+//! history); readiness waits for that. A source that ends (a FIFO closed)
+//! leaves the server running on what it has.
 
 pub mod file;
 pub mod generator;
@@ -27,7 +28,7 @@ pub fn now_ms() -> i64 {
 /// The source a server reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// Replays an NDJSON file once.
+    /// Replays an NDJSON file, then follows lines appended to it.
     File(PathBuf),
     /// Synthetic CRM traffic: `days` of history for `deals` deals, then live.
     Generator { deals: usize, days: u32, seed: u64 },
@@ -50,7 +51,7 @@ impl Source {
     /// Runs until the source ends (a file is read) or `shutdown` turns true.
     pub async fn run(self, ingest: Ingest, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         match self {
-            Source::File(path) => file::run(&path, &ingest).await,
+            Source::File(path) => file::run(&path, &ingest, shutdown).await,
             Source::Generator { deals, days, seed } => generator_source(ingest, deals, days, seed, shutdown).await,
         }
     }

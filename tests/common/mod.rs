@@ -104,8 +104,11 @@ pub fn poll(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Samples of the text format whose name starts with `prefix`: (name, sorted labels) → value.
-pub fn samples(text: &str, prefix: &str) -> BTreeMap<(String, Vec<(String, String)>), f64> {
+/// Parsed samples: (name, sorted labels) → value.
+pub type Samples = BTreeMap<(String, Vec<(String, String)>), f64>;
+
+/// Samples of the text format whose name starts with `prefix`.
+pub fn samples(text: &str, prefix: &str) -> Samples {
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with(prefix)) {
         let (series, value) = line.rsplit_once(' ').expect("sample has a value");
@@ -174,4 +177,54 @@ pub fn tool(name: &str) -> PathBuf {
         .map(|d| d.join(name))
         .find(|p| p.is_file());
     found.unwrap_or_else(|| panic!("{name} not found on PATH: run the test command from README.md, which installs it"))
+}
+
+/// GET with extra request headers.
+pub fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<(String, String)>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut req = agent.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut r = req.call().expect("request");
+    let hs = r.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default(), hs)
+}
+
+/// The numbers a dashboard page shows: (path in /api/funnel, raw value).
+pub fn page_numbers(html: &str) -> Vec<(Vec<String>, f64)> {
+    let unescape = |s: &str| {
+        s.replace("&#34;", "\"").replace("&#39;", "'").replace("&#60;", "<").replace("&#62;", ">").replace("&#38;", "&")
+    };
+    let mut out = Vec::new();
+    for part in html.split("data-key=\"").skip(1) {
+        let (key, rest) = part.split_once('"').expect("closing quote");
+        let value = rest.strip_prefix(" data-value=\"").and_then(|r| r.split_once('"')).expect("data-value").0;
+        let path: Vec<String> = serde_json::from_str(&unescape(key)).expect("data-key is a JSON array");
+        out.push((path, value.parse().expect("numeric data-value")));
+    }
+    out
+}
+
+/// Follows a page path in the /api/funnel JSON: array elements are named by
+/// their stage, name, currency, or "from>to".
+pub fn resolve<'a>(v: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
+    let mut cur = v;
+    for seg in path {
+        cur = match cur {
+            serde_json::Value::Object(m) => m.get(seg)?,
+            serde_json::Value::Array(items) => items.iter().find(|e| {
+                ["stage", "name", "currency"].iter().any(|k| e.get(*k).and_then(|x| x.as_str()) == Some(seg))
+                    || e.get("from_stage").zip(e.get("to_stage")).is_some_and(|(f, t)| {
+                        format!("{}>{}", f.as_str().unwrap_or(""), t.as_str().unwrap_or("")) == *seg
+                    })
+            })?,
+            _ => return None,
+        };
+    }
+    Some(cur)
 }
