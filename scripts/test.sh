@@ -31,4 +31,11 @@ echo "== oracle self-test (python)"
 python3 -m unittest discover -s tests/oracle -q
 
 echo "== cargo test (release: DataFusion is slow unoptimised)"
-cargo test --release
+log="$(mktemp)"
+set +e
+cargo test --release --tests 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"

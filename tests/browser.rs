@@ -8,26 +8,11 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 
-const CONFIG: &str = r#"
-refresh_interval = "300ms"
-
-[[pipelines]]
-id = "default"
-currency = "CNY"
-stages = [
-  { id = "lead",        label = "潜在客户获取" },
-  { id = "contact",     label = "初步接触", sla = "3d" },
-  { id = "needs",       label = "需求分析", sla = "7d" },
-  { id = "proposal",    label = "提供方案", sla = "10d" },
-  { id = "negotiation", label = "商务谈判", sla = "14d" },
-  { id = "won",         label = "签订合同", won = true },
-  { id = "after_sales", label = "售后服务" },
-]
-
+/// A second pipeline whose stage label is hostile.
+const XSS_PIPELINE: &str = r#"
 [[pipelines]]
 id = "xss"
 stages = [
@@ -49,7 +34,8 @@ fn dashboard_in_chromium() {
 
     let dir = scratch("browser");
     let config = dir.join("c.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    let text = format!("refresh_interval = \"300ms\"\n{}{XSS_PIPELINE}", funnelwatch::config::DEFAULT_TOML);
+    std::fs::write(&config, text).unwrap();
     let events = dir.join("events.ndjson");
     generate(
         &events,
@@ -82,16 +68,7 @@ fn dashboard_in_chromium() {
         .collect();
     std::fs::write(&extra, lines).unwrap();
 
-    let server = Server::start(&[
-        "serve",
-        "--config",
-        config.to_str().unwrap(),
-        "--source",
-        &format!("file:{}", events.display()),
-        "--clock",
-        "event",
-    ]);
-    server.wait_ready(Duration::from_secs(60));
+    let server = Server::replay(&config, &events);
 
     let artifacts = Path::new(ROOT).join("target/test-artifacts");
     let out = Command::new(node)

@@ -10,20 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn serve_file(config: &str, events: &std::path::Path) -> Server {
-    let server = Server::start(&[
-        "serve",
-        "--config",
-        config,
-        "--source",
-        &format!("file:{}", events.display()),
-        "--clock",
-        "event",
-    ]);
-    server.wait_ready(Duration::from_secs(60));
-    server
-}
-
 fn json(server: &Server, path: &str) -> Value {
     let (status, body) = server.get(path);
     assert_eq!(status, 200, "{path}: {body}");
@@ -45,7 +31,7 @@ fn page_numbers_equal_the_api_which_equals_metrics() {
         &events,
         &["--config", &config, "--deals", "1500", "--days", "90", "--seed", "5", "--until", "2026-10-01T00:00:00Z"],
     );
-    let server = serve_file(&config, &events);
+    let server = Server::replay(config.as_ref(), &events);
     let metrics = samples(&server.metrics(), "crm_funnel_");
     let pipelines = json(&server, "/api/pipelines");
     let windows: Vec<String> =
@@ -182,7 +168,7 @@ stages = [
     {
         writeln!(f, "{line}").unwrap_or_else(|e| panic!("line {i}: {e}"));
     }
-    let server = serve_file(config.to_str().unwrap(), &events);
+    let server = Server::replay(&config, &events);
     let (status, html, headers) = get_with(&server.url("/?window=1d"), &[]);
     assert_eq!(status, 200);
     for raw in ["<script>alert", "<img src=x", "onerror=alert(1)>"] {
@@ -215,7 +201,7 @@ fn language_follows_the_url_then_accept_language_and_bad_parameters_are_400() {
     let dir = scratch("dash-lang");
     let events = dir.join("e.ndjson");
     generate(&events, &["--deals", "50", "--days", "10", "--until", "2026-10-01T00:00:00Z"]);
-    let server = serve_file(&format!("{ROOT}/funnelwatch.example.toml"), &events);
+    let server = Server::replay(format!("{ROOT}/funnelwatch.example.toml").as_ref(), &events);
 
     let zh = server.get("/?lang=zh").1;
     assert!(zh.contains("<html lang=\"zh-CN\">") && zh.contains("销售漏斗") && zh.contains("赢单率"));
@@ -252,7 +238,7 @@ fn new_events_are_announced_and_change_the_numbers() {
     let events = dir.join("e.ndjson");
     let base = 1_790_000_000_000i64;
     std::fs::write(&events, format!("{{\"event_id\":\"1\",\"deal_id\":\"d1\",\"type\":\"deal_created\",\"stage\":\"lead\",\"occurred_at\":{base}}}\n")).unwrap();
-    let server = serve_file(config.to_str().unwrap(), &events);
+    let server = Server::replay(&config, &events);
     let lead = |s: &Server| json(s, "/api/funnel?window=1d")["stages"][0]["count"].as_f64().unwrap();
     assert_eq!(lead(&server), 1.0);
 

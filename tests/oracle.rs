@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 
@@ -33,16 +32,7 @@ const BAD_LINES: &[(&str, &str)] = &[
 ];
 
 fn compare(config: &str, events: &std::path::Path) {
-    let server = Server::start(&[
-        "serve",
-        "--config",
-        config,
-        "--source",
-        &format!("file:{}", events.display()),
-        "--clock",
-        "event",
-    ]);
-    server.wait_ready(Duration::from_secs(120));
+    let server = Server::replay(config.as_ref(), events);
     let text = server.metrics();
     let got = samples(&text, "crm_funnel_");
 

@@ -41,6 +41,15 @@ impl Server {
         Server { child, addr }
     }
 
+    /// `serve --config CONFIG --source file:EVENTS --clock event`, ready.
+    pub fn replay(config: &Path, events: &Path) -> Server {
+        let source = format!("file:{}", events.display());
+        let config = config.to_str().expect("UTF-8 path");
+        let server = Server::start(&["serve", "--config", config, "--source", &source, "--clock", "event"]);
+        server.wait_ready(Duration::from_secs(120));
+        server
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
