@@ -8,18 +8,21 @@
 //!   interner give back what eviction and dropped partitions free.
 //!
 //! Low-cardinality strings are dictionary-encoded with store-wide
-//! dictionaries, so batches hold only integer keys; [`Store::snapshot`] wraps
-//! the keys with the current dictionary values (no copy) to form the
-//! `events` table. Deals are interned to a dense `deal_key`.
+//! dictionaries. An event's seven optional strings are interned together as
+//! one *attribute set* key (few distinct combinations occur, and most events
+//! carry none), so a batch row holds one integer for all seven;
+//! [`Store::snapshot`] expands it into one dictionary column per string.
+//! Deals are interned to a dense `deal_key`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Builder, Int64Builder,
-    PrimitiveArray, RecordBatch, StringArray, StringBuilder, UInt8Builder, UInt16Builder, UInt32Array, UInt32Builder,
+    ArrayBuilder, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Builder, Int64Builder, RecordBatch,
+    StringArray, StringBuilder, UInt8Builder, UInt16Builder, UInt32Array, UInt32Builder,
 };
-use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, take};
 use datafusion::arrow::datatypes::{
     ArrowDictionaryKeyType, DataType, Field, Int64Type, Schema, SchemaRef, UInt8Type, UInt16Type, UInt32Type,
 };
@@ -62,7 +65,7 @@ fn stored_schema() -> SchemaRef {
         Field::new("stage", DataType::UInt16, true),
         Field::new("amount", DataType::Float64, true),
     ];
-    fields.extend(DICT_COLUMNS.iter().map(|c| Field::new(*c, DataType::UInt32, true)));
+    fields.push(Field::new("attrs", DataType::UInt32, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -95,14 +98,8 @@ pub mod col {
     pub const PIPELINE: usize = 4;
     pub const STAGE: usize = 5;
     pub const AMOUNT: usize = 6;
-    /// First of the dictionary columns, in `DICT_COLUMNS` order.
-    pub const CURRENCY: usize = 7;
-    pub const OWNER: usize = 8;
-    pub const TEAM: usize = 9;
-    pub const REGION: usize = 10;
-    pub const SOURCE: usize = 11;
-    pub const LOST_REASON: usize = 12;
-    pub const ACTIVITY: usize = 13;
+    /// The attribute-set key: the `DICT_COLUMNS` strings of the row.
+    pub const ATTRS: usize = 7;
 }
 
 /// A string interner with reusable keys: the values of one dictionary column.
@@ -119,9 +116,10 @@ pub(crate) struct Interner {
 }
 
 impl Interner {
-    fn intern(&mut self, s: &str) -> u32 {
-        let key = match self.keys.get(s) {
-            Some(&k) => k,
+    /// The key of `s`, and whether `s` is new to the interner.
+    fn intern(&mut self, s: &str) -> (u32, bool) {
+        let (key, new) = match self.keys.get(s) {
+            Some(&k) => (k, false),
             None => {
                 let s: Arc<str> = s.into();
                 let k = match self.free.pop() {
@@ -137,14 +135,15 @@ impl Interner {
                 };
                 self.keys.insert(s, k);
                 self.array = None;
-                k
+                (k, true)
             }
         };
         self.refs[key as usize] += 1;
-        key
+        (key, new)
     }
 
-    fn release(&mut self, key: u32) {
+    /// Drops one reference; true when that freed the key.
+    fn release(&mut self, key: u32) -> bool {
         let r = &mut self.refs[key as usize];
         *r -= 1;
         if *r == 0 {
@@ -153,6 +152,7 @@ impl Interner {
             self.free.push(key);
             self.array = None;
         }
+        *r == 0
     }
 
     pub(crate) fn get(&self, key: u32) -> Option<&str> {
@@ -195,7 +195,7 @@ struct Builder {
     pipeline: UInt16Builder,
     stage: UInt16Builder,
     amount: Float64Builder,
-    dicts: [UInt32Builder; DICT_COLUMNS.len()],
+    attrs: UInt32Builder,
 }
 
 impl Builder {
@@ -208,7 +208,7 @@ impl Builder {
             pipeline: UInt16Builder::new(),
             stage: UInt16Builder::new(),
             amount: Float64Builder::new(),
-            dicts: std::array::from_fn(|_| UInt32Builder::new()),
+            attrs: UInt32Builder::new(),
         }
     }
 
@@ -228,7 +228,7 @@ impl Builder {
             Arc::new(self.stage.finish()),
             Arc::new(self.amount.finish()),
         ];
-        cols.extend(self.dicts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        cols.push(Arc::new(self.attrs.finish()));
         let grown = RecordBatch::try_new(schema.clone(), cols).expect("builder matches schema");
         concat_batches(schema, [&grown]).expect("same schema")
     }
@@ -258,6 +258,10 @@ pub struct Store {
     /// (pipeline, deal_id) as "deal_id \0 pipeline index" → dense deal key.
     deals: Interner,
     dicts: [Interner; DICT_COLUMNS.len()],
+    /// Attribute sets: an unambiguous encoding of the seven strings → key.
+    attr_sets: Interner,
+    /// The `dicts` keys of each attribute set, by its key.
+    attr_parts: Vec<[Option<u32>; DICT_COLUMNS.len()]>,
     pipeline_values: ArrayRef,
     stage_values: ArrayRef,
     /// Offset of each pipeline's stages in `stage_values`.
@@ -282,6 +286,8 @@ impl Store {
             seen: HashSet::new(),
             deals: Interner { strip_pipeline: true, ..Default::default() },
             dicts: Default::default(),
+            attr_sets: Interner::default(),
+            attr_parts: Vec::new(),
             pipeline_values: Arc::new(StringArray::from_iter_values(pipelines.iter().map(|p| p.id.as_str()))),
             stage_values: Arc::new(StringArray::from_iter_values(stage_ids)),
             stage_offsets: offsets,
@@ -310,7 +316,9 @@ impl Store {
         if !self.seen.insert(xxhash_rust::xxh3::xxh3_128(e.event_id.as_bytes())) {
             return Ok(Inserted::Duplicate);
         }
-        let deal = self.deals.intern(&deal_name(e.pipeline, &e.deal_id));
+        let deal = self.deals.intern(&deal_name(e.pipeline, &e.deal_id)).0;
+        let attrs =
+            self.intern_attrs([&e.currency, &e.owner, &e.team, &e.region, &e.source, &e.lost_reason, &e.activity]);
         let p = self
             .partitions
             .entry(part.clone())
@@ -323,10 +331,7 @@ impl Store {
         b.pipeline.append_value(e.pipeline);
         b.stage.append_option(e.stage.map(|s| self.stage_offsets[e.pipeline as usize] + s));
         b.amount.append_option(e.amount);
-        let strings = [&e.currency, &e.owner, &e.team, &e.region, &e.source, &e.lost_reason, &e.activity];
-        for ((builder, interner), s) in b.dicts.iter_mut().zip(self.dicts.iter_mut()).zip(strings) {
-            builder.append_option(s.as_deref().map(|s| interner.intern(s)));
-        }
+        b.attrs.append_value(attrs);
         if b.len() >= BATCH_ROWS {
             p.batches.push(b.finish(&self.schema));
         }
@@ -349,18 +354,46 @@ impl Store {
         }
     }
 
-    /// Releases dedup entries, deal keys and dictionary keys of the rows set in `mask`.
+    /// The attribute-set key of an event's seven optional strings; a new set
+    /// takes one reference on each of its strings in `dicts`.
+    fn intern_attrs(&mut self, strings: [&Option<String>; DICT_COLUMNS.len()]) -> u32 {
+        // Length-prefixed, so no string can be mistaken for a separator.
+        let mut name = String::with_capacity(64);
+        for s in strings {
+            match s {
+                Some(s) => {
+                    let _ = write!(name, "{}:{s}", s.len());
+                }
+                None => name.push('-'),
+            }
+        }
+        let (key, new) = self.attr_sets.intern(&name);
+        if new {
+            let parts = std::array::from_fn(|i| strings[i].as_deref().map(|s| self.dicts[i].intern(s).0));
+            let k = key as usize;
+            if k == self.attr_parts.len() {
+                self.attr_parts.push(parts);
+            } else {
+                self.attr_parts[k] = parts;
+            }
+        }
+        key
+    }
+
+    /// Releases dedup entries, deal keys and attribute sets of the rows set in `mask`.
     fn forget_rows(&mut self, b: &RecordBatch, mask: &BooleanArray) {
         let ids = b.column(col::EVENT_ID).as_string::<i32>();
         let deals = b.column(col::DEAL_KEY).as_primitive::<UInt32Type>();
-        let dict_cols: Vec<&PrimitiveArray<UInt32Type>> =
-            (0..DICT_COLUMNS.len()).map(|i| b.column(col::CURRENCY + i).as_primitive::<UInt32Type>()).collect();
+        let attrs = b.column(col::ATTRS).as_primitive::<UInt32Type>();
         for row in (0..b.num_rows()).filter(|&r| mask.value(r)) {
             self.seen.remove(&xxhash_rust::xxh3::xxh3_128(ids.value(row).as_bytes()));
             self.deals.release(deals.value(row));
-            for (c, interner) in dict_cols.iter().zip(self.dicts.iter_mut()) {
-                if c.is_valid(row) {
-                    interner.release(c.value(row));
+            let set = attrs.value(row);
+            if self.attr_sets.release(set) {
+                for (part, interner) in self.attr_parts[set as usize].iter().zip(self.dicts.iter_mut()) {
+                    if let Some(k) = part {
+                        interner.release(*k);
+                    }
                 }
             }
             self.rows -= 1;
@@ -407,6 +440,9 @@ impl Store {
 
         let deal_values = self.deals.array();
         let dict_values: Vec<ArrayRef> = self.dicts.iter_mut().map(Interner::array).collect();
+        // Per attribute set, its key in each dictionary (freed sets are never referenced).
+        let parts: Vec<UInt32Array> =
+            (0..DICT_COLUMNS.len()).map(|i| self.attr_parts.iter().map(|p| p[i]).collect()).collect();
         let schema = events_schema();
         self.partitions
             .values()
@@ -423,7 +459,11 @@ impl Store {
                     wrap::<UInt16Type>(&c(col::STAGE), &self.stage_values),
                     c(col::AMOUNT),
                 ];
-                cols.extend(dict_values.iter().enumerate().map(|(i, v)| wrap::<UInt32Type>(&c(col::CURRENCY + i), v)));
+                let sets = b.column(col::ATTRS).as_primitive::<UInt32Type>();
+                for (p, v) in parts.iter().zip(&dict_values) {
+                    let keys: ArrayRef = Arc::new(take(p, sets, None).expect("set keys are in range"));
+                    cols.push(wrap::<UInt32Type>(&keys, v));
+                }
                 RecordBatch::try_new(schema.clone(), cols).expect("events schema")
             })
             .collect()
@@ -440,7 +480,9 @@ impl Store {
         // hashbrown: 16-byte slot plus one control byte per bucket, and
         // capacity() is 7/8 of the buckets.
         let seen = self.seen.capacity() * 8 / 7 * 17;
-        let dicts: usize = self.dicts.iter().map(Interner::bytes).sum();
+        let dicts: usize = self.dicts.iter().map(Interner::bytes).sum::<usize>()
+            + self.attr_sets.bytes()
+            + self.attr_parts.capacity() * std::mem::size_of::<[Option<u32>; DICT_COLUMNS.len()]>();
         StoreStats {
             rows: self.rows,
             bytes: arrow + seen + dicts + self.deals.bytes(),
@@ -565,6 +607,34 @@ mod tests {
         let st = s.stats();
         assert_eq!((st.rows, st.deals, st.partitions), (0, 0, 0));
         assert_eq!(s.dicts[1].len(), 0);
+    }
+
+    #[test]
+    fn attribute_sets_expand_to_their_own_columns() {
+        let mut s = store();
+        let p = PartitionKey::new("t", 0);
+        let mut a = event("a", "d", 10);
+        (a.owner, a.team) = (Some("x".into()), None);
+        let mut b = event("b", "d", 11);
+        (b.owner, b.team) = (None, Some("x".into()));
+        let mut c = event("c", "d", 12);
+        (c.owner, c.team, c.activity) = (Some("2:x".into()), None, None);
+        let mut a2 = a.clone();
+        a2.event_id = "a2".into();
+        for e in [&a, &b, &c, &a2] {
+            s.insert(&p, e, None).unwrap();
+        }
+        let snap = s.snapshot(0);
+        let column = |name: &str| -> Vec<Option<String>> {
+            let d = snap[0].column_by_name(name).unwrap().as_dictionary::<UInt32Type>();
+            let v = d.values().as_string::<i32>();
+            d.keys().iter().map(|k| k.map(|k| v.value(k as usize).to_string())).collect()
+        };
+        let x = || Some("x".to_string());
+        assert_eq!(column("owner"), [x(), None, Some("2:x".into()), x()]);
+        assert_eq!(column("team"), [None, x(), None, None]);
+        assert_eq!(column("activity"), [Some("call".into()), Some("call".into()), None, Some("call".into())]);
+        assert_eq!(s.attr_sets.len(), 3, "a and a2 share one attribute set");
     }
 
     #[test]
