@@ -135,7 +135,7 @@ impl Selection {
     }
 }
 
-const CHART_WIDTH: f64 = 560.0;
+const CHART_WIDTH: f64 = 500.0;
 const BAR_HEIGHT: f64 = 34.0;
 const BAR_GAP: f64 = 30.0;
 
