@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference implementation ("oracle") of /work/shared/METRICS.md.
+"""Independent reference implementation ("oracle") of the metric contract, docs/metrics.md (METRICS.md).
 
 Usage:
     python3 funnel_oracle.py --config CONFIG.toml --events EVENTS.ndjson [--t-ms MS]
