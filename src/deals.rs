@@ -20,10 +20,7 @@ use datafusion::arrow::datatypes::{
 
 use crate::config::Pipeline;
 use crate::event::EventType;
-
-fn dict(key: DataType) -> DataType {
-    DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))
-}
+use crate::store::{dict, dictionary};
 
 /// The attribute columns copied from events to deals, by name.
 const ATTRIBUTES: [&str; 4] = ["owner", "team", "region", "source"];
@@ -276,13 +273,6 @@ pub fn derive(events: &[RecordBatch], pipelines: &[Pipeline], t_ms: i64) -> Deal
 
 fn dict_value(a: &DictionaryArray<UInt32Type>, row: usize) -> &str {
     a.values().as_string::<i32>().value(a.keys().value(row) as usize)
-}
-
-fn dictionary<K: datafusion::arrow::datatypes::ArrowDictionaryKeyType>(
-    keys: PrimitiveArray<K>,
-    values: &ArrayRef,
-) -> ArrayRef {
-    Arc::new(DictionaryArray::<K>::try_new(keys, values.clone()).expect("keys within dictionary"))
 }
 
 #[derive(Default)]

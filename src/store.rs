@@ -19,8 +19,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Builder, Int64Builder, RecordBatch,
-    StringArray, StringBuilder, UInt8Builder, UInt16Builder, UInt32Array, UInt32Builder,
+    ArrayBuilder, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Builder, Int64Builder, PrimitiveArray,
+    RecordBatch, StringArray, StringBuilder, UInt8Builder, UInt16Builder, UInt32Array, UInt32Builder,
 };
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take};
 use datafusion::arrow::datatypes::{
@@ -69,7 +69,8 @@ fn stored_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn dict(key: DataType) -> DataType {
+/// A dictionary-of-strings type with `key` keys.
+pub(crate) fn dict(key: DataType) -> DataType {
     DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))
 }
 
@@ -216,8 +217,6 @@ impl Builder {
         self.deal_key.len()
     }
 
-    /// The rows as a batch whose buffers are exactly as large as the data
-    /// (the builders grow by doubling; a copy drops the spare capacity).
     fn finish(&mut self, schema: &SchemaRef) -> RecordBatch {
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.event_id.finish()),
@@ -229,8 +228,7 @@ impl Builder {
             Arc::new(self.amount.finish()),
         ];
         cols.push(Arc::new(self.attrs.finish()));
-        let grown = RecordBatch::try_new(schema.clone(), cols).expect("builder matches schema");
-        concat_batches(schema, [&grown]).expect("same schema")
+        RecordBatch::try_new(schema.clone(), cols).expect("builder matches schema")
     }
 }
 
@@ -333,7 +331,10 @@ impl Store {
         b.amount.append_option(e.amount);
         b.attrs.append_value(attrs);
         if b.len() >= BATCH_ROWS {
-            p.batches.push(b.finish(&self.schema));
+            // A full batch is never compacted again: copy it once so its
+            // buffers are as large as the data (the builders grow by doubling).
+            let full = b.finish(&self.schema);
+            p.batches.push(concat_batches(&self.schema, [&full]).expect("same schema"));
         }
         self.rows += 1;
         self.max_occurred_at = self.max_occurred_at.max(Some(e.occurred_at));
@@ -501,10 +502,14 @@ fn deal_name(pipeline: u16, deal_id: &str) -> String {
     format!("{deal_id}\0{pipeline}")
 }
 
-/// Wraps stored keys with dictionary values: no copy of either.
-fn wrap<K: ArrowDictionaryKeyType>(keys: &ArrayRef, values: &ArrayRef) -> ArrayRef {
-    let keys = keys.as_primitive::<K>().clone();
+/// Wraps keys with dictionary values: no copy of either.
+pub(crate) fn dictionary<K: ArrowDictionaryKeyType>(keys: PrimitiveArray<K>, values: &ArrayRef) -> ArrayRef {
     Arc::new(DictionaryArray::<K>::try_new(keys, values.clone()).expect("keys within dictionary"))
+}
+
+/// [`dictionary`] for a stored key column.
+fn wrap<K: ArrowDictionaryKeyType>(keys: &ArrayRef, values: &ArrayRef) -> ArrayRef {
+    dictionary(keys.as_primitive::<K>().clone(), values)
 }
 
 /// Merges runs of small batches so a partition holds few, large batches.

@@ -133,7 +133,10 @@ struct Lookup<'a>(&'a Snapshot);
 
 impl<'a> Lookup<'a> {
     /// Samples of `name` whose labels include every pair of `want`.
-    fn samples(&self, name: &'a str, want: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = &'a Sample> + 'a {
+    fn samples<'q>(&self, name: &'q str, want: &'q [(&'q str, &'q str)]) -> impl Iterator<Item = &'a Sample> + 'q
+    where
+        'a: 'q,
+    {
         self.0
             .families
             .iter()
@@ -142,12 +145,7 @@ impl<'a> Lookup<'a> {
     }
 
     fn value(&self, name: &str, want: &[(&str, &str)]) -> Option<f64> {
-        self.0
-            .families
-            .iter()
-            .flat_map(|f| &f.samples)
-            .find(|s| s.name == name && want.iter().all(|(k, v)| s.label(k) == Some(*v)))
-            .map(|s| s.value)
+        self.samples(name, want).next().map(|s| s.value)
     }
 
     /// (label value, sample value) of `name` by `label`, largest first, ties by name.
