@@ -6,9 +6,9 @@
 //! published [`Snapshot`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -27,10 +27,15 @@ pub struct App {
     pub store: Mutex<Store>,
     pub metrics: ServiceMetrics,
     pub snapshot: ArcSwap<Snapshot>,
-    /// Set by the source once its backlog is in the store.
-    pub sources_caught_up: AtomicBool,
-    /// Set by the first refresh that started after the sources caught up.
-    pub ready: AtomicBool,
+    /// True while the source has delivered its backlog (see [`App::set_caught_up`]).
+    caught_up: AtomicBool,
+    /// Bumped whenever the source falls behind, so that a refresh that began
+    /// before cannot declare the server ready.
+    behind_epoch: AtomicU64,
+    /// Set by a refresh that started while the source was caught up.
+    ready: AtomicBool,
+    /// False while the source's brokers are unreachable (always true for files).
+    pub connected: AtomicBool,
     pub refresh_now: Notify,
     pub rejection_log: RejectionLog,
     /// The version of the latest published snapshot, for live updates.
@@ -46,8 +51,10 @@ impl App {
             store: Mutex::new(Store::new(&config.pipelines, config.retention_ms)),
             metrics: ServiceMetrics::new(),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
-            sources_caught_up: AtomicBool::new(false),
+            caught_up: AtomicBool::new(false),
+            behind_epoch: AtomicU64::new(0),
             ready: AtomicBool::new(false),
+            connected: AtomicBool::new(true),
             refresh_now: Notify::new(),
             rejection_log: RejectionLog::default(),
             versions: watch::Sender::new(0),
@@ -56,27 +63,58 @@ impl App {
         })
     }
 
+    /// True once a snapshot over caught-up sources is published, until the
+    /// source falls behind again (a Kafka rebalance).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
 
+    /// True while the source holds everything it had to deliver so far.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::SeqCst)
+    }
+
+    /// The source reports whether its backlog is in the store. Falling behind
+    /// makes the server unready at once; catching up triggers a refresh,
+    /// whose publication makes it ready.
+    pub fn set_caught_up(&self, caught_up: bool) {
+        if caught_up {
+            if !self.caught_up.swap(true, Ordering::SeqCst) {
+                self.refresh_now.notify_one();
+            }
+        } else {
+            self.behind_epoch.fetch_add(1, Ordering::SeqCst);
+            self.caught_up.store(false, Ordering::SeqCst);
+            if self.ready.swap(false, Ordering::SeqCst) {
+                self.metrics.ready.set(0);
+                tracing::info!("source fell behind; not ready until it catches up");
+            }
+        }
+    }
+
     /// One refresh: evict, snapshot the store, run the queries, publish.
+    /// While the source is behind (rebuilding partitions), nothing is
+    /// published: the last snapshot stays, never half-rebuilt numbers.
     pub async fn refresh(&self, engine: &Engine) {
         let start = Instant::now();
-        let caught_up = self.sources_caught_up.load(Ordering::SeqCst);
-        let (events, t_ms, stats) = {
+        let epoch = self.behind_epoch.load(Ordering::SeqCst);
+        let caught_up = self.is_caught_up();
+        let m = &self.metrics;
+        let (events, t_ms) = {
             let mut store = self.store.lock().expect("store lock");
+            let stats = store.stats();
+            m.store_rows.set(stats.rows as i64);
+            m.store_bytes.set(stats.bytes as i64);
+            m.store_deals.set(stats.deals as i64);
+            if !caught_up {
+                return;
+            }
             let t_ms = match self.config.clock {
                 Clock::Wall => now_ms(),
                 Clock::Event => store.max_occurred_at().unwrap_or(0),
             };
-            let events = store.snapshot(t_ms.saturating_sub(self.config.retention_ms));
-            (events, t_ms, store.stats())
+            (store.snapshot(t_ms.saturating_sub(self.config.retention_ms)), t_ms)
         };
-        let m = &self.metrics;
-        m.store_rows.set(stats.rows as i64);
-        m.store_bytes.set(stats.bytes as i64);
-        m.store_deals.set(stats.deals as i64);
         let mut snap = match engine.refresh(events, t_ms).await {
             Ok(s) => s,
             Err(e) => {
@@ -100,9 +138,9 @@ impl App {
         self.versions.send_replace(version);
         m.refreshes.inc();
         m.refresh_duration.observe(start.elapsed().as_secs_f64());
-        if caught_up && !self.ready.swap(true, Ordering::SeqCst) {
+        if self.behind_epoch.load(Ordering::SeqCst) == epoch && !self.ready.swap(true, Ordering::SeqCst) {
             m.ready.set(1);
-            tracing::info!(t_ms, "first refresh over caught-up sources published; ready");
+            tracing::info!(t_ms, "refresh over caught-up sources published; ready");
         }
     }
 }
@@ -139,10 +177,14 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     let source_task = {
         let ingest = Ingest::new(app.clone());
         let stop = stop_rx.clone();
+        let app = app.clone();
         tokio::spawn(async move {
-            if let Err(e) = source.run(ingest, stop).await {
-                tracing::error!("source failed: {e:#}");
+            let result = source.run(ingest, stop).await;
+            if result.is_err() {
+                // A source that cannot run (a missing file, a bad Kafka property) stops the server.
+                app.shutdown.send_replace(true);
             }
+            result
         })
     };
 
@@ -163,23 +205,38 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         })
         .await?;
     app.shutdown.send_replace(true);
-    source_task.abort();
-    let _ = source_task.await;
+    // A source finishes its work (a Kafka commit) unless that takes too long.
+    let abort = source_task.abort_handle();
+    let source_result = tokio::time::timeout(Duration::from_secs(15), source_task).await;
     tokio::task::spawn_blocking(move || refresher.join()).await?.ok();
-    Ok(())
+    match source_result {
+        Ok(Ok(result)) => result.context("source failed"),
+        Ok(Err(panicked)) => Err(anyhow::anyhow!("source failed: {panicked}")),
+        Err(_) => {
+            tracing::warn!("the source did not stop within 15 s; exiting anyway");
+            abort.abort();
+            Ok(())
+        }
+    }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

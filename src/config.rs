@@ -74,6 +74,15 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
 }
 
+/// librdkafka properties funnelwatch sets itself, with what to use instead.
+const MANAGED_PROPERTIES: [(&str, &str); 5] = [
+    ("bootstrap.servers", "use kafka.brokers"),
+    ("group.id", "use kafka.group_id"),
+    ("enable.auto.offset.store", "offsets are stored only after the events are in the store"),
+    ("enable.auto.commit", "stored offsets are committed periodically (tune auto.commit.interval.ms)"),
+    ("auto.offset.reset", "each assigned partition starts at now - retention"),
+];
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -339,6 +348,10 @@ impl RawConfig {
         let kafka = self.kafka.map(|k| {
             let mut props = BTreeMap::new();
             for (key, v) in k.properties {
+                if let Some((_, instead)) = MANAGED_PROPERTIES.iter().find(|(name, _)| *name == key) {
+                    errs.push(format!("kafka.properties.{key}: set by funnelwatch; {instead}"));
+                    continue;
+                }
                 match v {
                     toml::Value::String(s) => {
                         props.insert(key, s);
@@ -353,11 +366,15 @@ impl RawConfig {
             if topics.is_empty() || topics.iter().any(|t| t.trim().is_empty()) {
                 errs.push("kafka.topics: list at least one non-empty topic".into());
             }
+            let dead_letter_topic = k.dead_letter_topic.filter(|t| !t.is_empty());
+            if dead_letter_topic.as_ref().is_some_and(|d| topics.contains(d)) {
+                errs.push("kafka.dead_letter_topic: must not be one of kafka.topics (rejections would loop)".into());
+            }
             KafkaConfig {
                 brokers: k.brokers.unwrap_or_else(|| "127.0.0.1:9092".into()),
                 topics,
                 group_id: k.group_id.unwrap_or_else(|| "funnelwatch".into()),
-                dead_letter_topic: k.dead_letter_topic.filter(|t| !t.is_empty()),
+                dead_letter_topic,
                 properties: props,
             }
         });
@@ -489,6 +506,20 @@ mod tests {
         ] {
             assert!(errs.iter().any(|e| e.starts_with(key)), "no error for {key}: {errs:#?}");
         }
+    }
+
+    #[test]
+    fn kafka_properties_funnelwatch_manages_are_errors() {
+        let text = "[kafka]\ntopics = []\ndead_letter_topic = \"\"\n[kafka.properties]\n\"group.id\" = \"x\"\n\"enable.auto.offset.store\" = true\n\"security.protocol\" = \"SASL_SSL\"\n\"fetch.max.bytes\" = 1048576\n";
+        let errs = Config::from_toml(text).unwrap_err().0;
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert!(errs[0].starts_with("kafka.properties.enable.auto.offset.store: set by funnelwatch"), "{errs:#?}");
+        assert!(errs[1].starts_with("kafka.properties.group.id: set by funnelwatch; use kafka.group_id"), "{errs:#?}");
+        assert!(errs[2].starts_with("kafka.topics:"), "{errs:#?}");
+        let loop_errs = Config::from_toml("[kafka]\ntopics = [\"a\"]\ndead_letter_topic = \"a\"").unwrap_err().0;
+        assert!(loop_errs[0].starts_with("kafka.dead_letter_topic: must not be"), "{loop_errs:#?}");
+        let c = Config::from_toml("[kafka]\n[kafka.properties]\n\"fetch.max.bytes\" = 1048576\n").unwrap();
+        assert_eq!(c.kafka.unwrap().properties["fetch.max.bytes"], "1048576");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!
 //! - [`config`]: the typed configuration (TOML + `FUNNELWATCH_*` env).
 //! - [`event`]: the event type, decoding and the fixed rejection reasons.
-//! - [`source`]: where events come from, and [`source::Ingest`], the one
+//! - [`source`]: where events come from (a Kafka consumer group, a file, the
+//!   generator), and [`source::Ingest`], the one
 //!   path every source takes into the store.
 //! - [`store`]: accepted events per partition, deduplicated, evicted past retention.
 //! - [`deals`]: per-deal facts (reach times, state, attributes) derived at `T`.
@@ -22,7 +23,7 @@
 //! - [`export`]: metric families, the text format and the service metrics.
 //! - [`app`]: the shared state and the wiring of sources, refresh loop and server.
 //! - [`web`]: the HTTP router: metrics, probes, the dashboard and its JSON API.
-//! - [`cli`]: the commands (`serve`, `demo`, `generate`, `check`).
+//! - [`cli`]: the commands (`serve`, `demo`, `generate`, `publish`, `check`).
 
 pub mod app;
 pub mod cli;

@@ -76,6 +76,7 @@ async fn run(config: &Config, pushes: &[(i32, Vec<String>)]) -> (Arc<Snapshot>, 
         .map(|(part, lines)| ingest.push(&PartitionKey::new("t", *part), lines.iter().map(|l| l.as_bytes())))
         .collect();
     let engine = Engine::new(config).expect("the queries load");
+    ingest.caught_up();
     app.refresh(&engine).await;
     let snap = app.snapshot.load_full();
     assert_eq!(snap.version, 1, "the refresh was published");

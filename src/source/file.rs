@@ -47,8 +47,7 @@ pub async fn run(path: &Path, ingest: &Ingest, mut shutdown: watch::Receiver<boo
 
 /// Pushes the non-blank lines of `data`; returns (lines, accepted, rejected).
 async fn push_lines(ingest: &Ingest, part: &PartitionKey, data: &[u8]) -> (usize, usize, usize) {
-    let lines: Vec<&[u8]> =
-        data.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&[u8]> = lines(data).collect();
     let (mut accepted, mut rejected) = (0, 0);
     for chunk in lines.chunks(8192) {
         let r = ingest.push(part, chunk.iter().copied());
@@ -57,4 +56,9 @@ async fn push_lines(ingest: &Ingest, part: &PartitionKey, data: &[u8]) -> (usize
         tokio::task::yield_now().await;
     }
     (lines.len(), accepted, rejected)
+}
+
+/// The non-blank lines of NDJSON data, without their line ends.
+pub fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    data.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty())
 }

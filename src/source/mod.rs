@@ -2,15 +2,17 @@
 //! the one path into the store: decode, validate, dedup, count, and log
 //! rejections at a bounded rate. A source calls [`Ingest::caught_up`] once
 //! it has delivered its backlog (a file read to the end, the generator's
-//! history); readiness waits for that. A source that ends (a FIFO closed)
-//! leaves the server running on what it has.
+//! history); readiness waits for that. The Kafka source also reports falling
+//! behind (a rebalance) and catching up again through [`App::set_caught_up`].
+//! A source that ends (a FIFO closed) leaves the server running on what it
+//! has; a source that fails stops the server with its error.
 
 pub mod file;
 pub mod generator;
+pub mod kafka;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -32,6 +34,8 @@ pub enum Source {
     File(PathBuf),
     /// Synthetic CRM traffic: `days` of history for `deals` deals, then live.
     Generator { deals: usize, days: u32, seed: u64 },
+    /// The consumer group of the configuration's `[kafka]` section.
+    Kafka,
 }
 
 impl std::str::FromStr for Source {
@@ -42,7 +46,8 @@ impl std::str::FromStr for Source {
         }
         match s {
             "generator" => Ok(Source::Generator { deals: 3000, days: 90, seed: 1 }),
-            _ => Err(format!("unknown source {s:?}: use file:PATH or generator")),
+            "kafka" => Ok(Source::Kafka),
+            _ => Err(format!("unknown source {s:?}: use kafka, file:PATH or generator")),
         }
     }
 }
@@ -53,6 +58,7 @@ impl Source {
         match self {
             Source::File(path) => file::run(&path, &ingest, shutdown).await,
             Source::Generator { deals, days, seed } => generator_source(ingest, deals, days, seed, shutdown).await,
+            Source::Kafka => kafka::run(ingest, shutdown).await,
         }
     }
 }
@@ -139,10 +145,9 @@ impl Ingest {
         out
     }
 
-    /// The source has delivered its backlog; the next refresh may make the server ready.
+    /// The source has delivered its backlog; the next refresh makes the server ready.
     pub fn caught_up(&self) {
-        self.app.sources_caught_up.store(true, Ordering::SeqCst);
-        self.app.refresh_now.notify_one();
+        self.app.set_caught_up(true);
     }
 }
 

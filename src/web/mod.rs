@@ -86,10 +86,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
-    if app.is_ready() {
+    if !app.connected.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the Kafka brokers are unreachable; serving the last snapshot\n")
+    } else if app.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for the sources to catch up and a refresh\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for the source to catch up and a refresh\n")
     }
 }
 
@@ -159,8 +161,7 @@ fn freshness(app: &App, t_ms: i64, version: u64) -> Freshness {
             .iter()
             .map(|r| m.events_rejected.with_label_values(&[r.as_str()]).get() as f64)
             .sum(),
-        stale: app.sources_caught_up.load(Ordering::SeqCst)
-            && last_ingest_ms.is_none_or(|at| now - at > app.config.stale_after_ms),
+        stale: app.is_caught_up() && last_ingest_ms.is_none_or(|at| now - at > app.config.stale_after_ms),
     }
 }
 
