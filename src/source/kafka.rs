@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use super::{Ingest, now_ms};
 use crate::app::App;
 use crate::config::{Clock, KafkaConfig};
-use crate::event::Rejection;
+use crate::event::{Reason, Rejection};
 use crate::store::PartitionKey;
 
 /// Broker calls made from the consumer thread give up after this long.
@@ -57,12 +57,18 @@ pub async fn run(ingest: Ingest, shutdown: watch::Receiver<bool>) -> anyhow::Res
     let app = ingest.app.clone();
     let k = app.config.kafka.clone().context("--source kafka needs a [kafka] section in the configuration")?;
     app.connected.store(false, Ordering::SeqCst);
-    let metrics = KafkaMetrics::new(&app.metrics.registry);
+    let metrics = KafkaMetrics::new(&app.metrics.registry, &k);
     let dead_letters = match &k.dead_letter_topic {
         Some(topic) => Some(DeadLetters::new(&k, topic, metrics.clone())?),
         None => None,
     };
-    let context = Context { ingest, metrics, parts: Mutex::new(HashMap::new()), assigned: AtomicBool::new(false) };
+    let context = Context {
+        ingest,
+        metrics,
+        parts: Mutex::new(HashMap::new()),
+        assigned: AtomicBool::new(false),
+        epochs: AtomicU64::new(0),
+    };
     let mut config = client_config(&k.brokers, &k.properties);
     config
         .set("group.id", &k.group_id)
@@ -146,9 +152,9 @@ struct Context {
     parts: Mutex<HashMap<PartitionKey, Part>>,
     /// The group has given this member an assignment (maybe empty).
     assigned: AtomicBool,
+    /// Counts assignments, to tell a partition's successive assignments apart.
+    epochs: AtomicU64,
 }
-
-static EPOCHS: AtomicU64 = AtomicU64::new(0);
 
 impl Context {
     fn app(&self) -> &App {
@@ -260,7 +266,7 @@ impl Context {
         };
         let committed: HashMap<(String, i32), Offset> =
             consumer.committed_offsets(tpl.clone(), BROKER_TIMEOUT).map(|c| c.to_topic_map()).unwrap_or_default();
-        let epoch = EPOCHS.fetch_add(1, Ordering::SeqCst) + 1;
+        let epoch = self.epochs.fetch_add(1, Ordering::SeqCst) + 1;
         tpl.elements()
             .iter()
             .map(|e| {
@@ -368,7 +374,11 @@ impl ConsumerContext for Context {
     fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
         match result {
             Ok(()) => self.metrics.commits.with_label_values(&["ok"]).inc(),
-            Err(e) => log_commit_error(&e),
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {}
+            Err(e) => {
+                self.metrics.commits.with_label_values(&["error"]).inc();
+                log_commit_error(&e);
+            }
         }
     }
 }
@@ -424,7 +434,9 @@ struct KafkaMetrics {
 }
 
 impl KafkaMetrics {
-    fn new(r: &Registry) -> KafkaMetrics {
+    /// Registers the metrics, with zero series for every topic and reason so
+    /// that rates work from the start.
+    fn new(r: &Registry, k: &KafkaConfig) -> KafkaMetrics {
         fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
             r.register(Box::new(m.clone())).expect("unique metric name");
             m
@@ -457,7 +469,7 @@ impl KafkaMetrics {
                 "Bytes of Kafka message keys and payloads consumed.",
                 &["topic"],
             ),
-            commits: counters("funnelwatch_kafka_commits_total", "Offset commits that succeeded.", &["result"]),
+            commits: counters("funnelwatch_kafka_commits_total", "Offset commits, by result (ok, error).", &["result"]),
             rebalances: counters(
                 "funnelwatch_kafka_rebalances_total",
                 "Partition assignments and revocations.",
@@ -480,7 +492,18 @@ impl KafkaMetrics {
         for kind in ["assign", "revoke"] {
             m.rebalances.with_label_values(&[kind]);
         }
-        m.commits.with_label_values(&["ok"]);
+        for result in ["ok", "error"] {
+            m.commits.with_label_values(&[result]);
+        }
+        for topic in &k.topics {
+            m.messages.with_label_values(&[topic]);
+            m.bytes.with_label_values(&[topic]);
+        }
+        if k.dead_letter_topic.is_some() {
+            for reason in Reason::ALL {
+                m.dead_letters.with_label_values(&[reason.as_str()]);
+            }
+        }
         m
     }
 }
