@@ -414,3 +414,67 @@ fn the_compose_stack_is_consistent_with_the_repository() {
     let (dir, file) = home.rsplit_once('/').unwrap();
     assert!(mounts[dir].join(file).exists(), "{home}");
 }
+
+#[test]
+fn a_conversion_drop_injected_into_the_event_stream_raises_the_alert() {
+    let dir = scratch("ops-drop");
+    let events = dir.join("events.ndjson");
+    // History up to a Thursday 00:00 UTC: the last day is a working day.
+    generate(&events, &["--deals", "3000", "--seed", "91", "--days", "60", "--until", "2026-10-29T00:00:00Z"]);
+    let config = dir.join("funnelwatch.toml");
+    std::fs::write(&config, "refresh_interval = \"500ms\"\n").unwrap();
+    let server = Server::replay(&config, &events);
+    let prom = Prometheus::start(&dir, server.addr);
+    let step = |record: &str, window: &str| {
+        let q = format!(
+            "pipeline_window_step:crm_funnel_period_conversion{record}{{pipeline=\"default\",window=\"{window}\",from_stage=\"contact\",to_stage=\"needs\"}}"
+        );
+        prom.query(&q).into_values().next()
+    };
+    poll(Duration::from_secs(60), "conversion recorded", || {
+        step(":ratio", "7d").is_some() && step(":ratio", "30d").is_some()
+    });
+    let (week, month, entries) =
+        (step(":ratio", "7d").unwrap(), step(":ratio", "30d").unwrap(), step("_denominator:sum", "7d").unwrap());
+    assert!(
+        week > 0.75 * month || entries < 30.0,
+        "the generated traffic alone would alert ({week} against {month} on {entries} entries): pick another seed"
+    );
+
+    // 200 deals enter "contact" in the last hour and none moves on.
+    let mut more = String::new();
+    for i in 0..200 {
+        more += &format!(
+            "{{\"event_id\":\"drop-{i}-a\",\"deal_id\":\"DROP-{i}\",\"type\":\"deal_created\",\"occurred_at\":\"2026-10-28T23:00:00Z\",\"pipeline\":\"default\",\"stage\":\"lead\"}}\n\
+             {{\"event_id\":\"drop-{i}-b\",\"deal_id\":\"DROP-{i}\",\"type\":\"stage_changed\",\"occurred_at\":\"2026-10-28T23:30:00Z\",\"pipeline\":\"default\",\"stage\":\"contact\"}}\n"
+        );
+    }
+    std::io::Write::write_all(&mut std::fs::OpenOptions::new().append(true).open(&events).unwrap(), more.as_bytes())
+        .unwrap();
+
+    let mut seen = serde_json::Value::Null;
+    poll(Duration::from_secs(120), "FunnelConversionDrop pending for contact → needs", || {
+        let (_, body) = get(&format!("{}/api/v1/alerts", prom.url));
+        let alerts: serde_json::Value = serde_json::from_str(&body).unwrap();
+        seen = alerts["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| {
+                let l = &a["labels"];
+                l["alertname"] == "FunnelConversionDrop" && l["from_stage"] == "contact" && l["to_stage"] == "needs"
+            })
+            .cloned()
+            .unwrap_or_default();
+        !seen.is_null()
+    });
+    assert!(["pending", "firing"].contains(&seen["state"].as_str().unwrap()), "{seen}");
+    assert_eq!(seen["labels"]["window"], "7d", "{seen}");
+    assert_eq!(seen["labels"]["baseline"], "the trailing 30 days", "{seen}");
+    let summary = seen["annotations"]["summary"].as_str().unwrap();
+    assert!(summary.starts_with("Conversion contact → needs dropped "), "{summary}");
+    assert!(
+        seen["annotations"]["description"].as_str().unwrap().contains("lower than over the trailing 30 days"),
+        "{seen}"
+    );
+}
