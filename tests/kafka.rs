@@ -573,3 +573,19 @@ fn publish_reports_failures_and_exits_1() {
     let want = format!("published 0 events to nowhere ({} failed)", file_lines(&events));
     assert!(stderr.contains(&want), "want {want:?} in {stderr}");
 }
+
+#[test]
+fn a_bad_librdkafka_property_stops_the_server_with_its_name() {
+    let dir = scratch("kafka-bad-property");
+    let config = kafka_config(&dir, "bad", &brokers(), "t", "g", "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\"no.such.property\" = \"x\"\n");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot create the Kafka consumer") && stderr.contains("no.such.property"), "{stderr}");
+}

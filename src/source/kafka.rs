@@ -75,8 +75,13 @@ pub async fn run(ingest: Ingest, shutdown: watch::Receiver<bool>) -> anyhow::Res
         .set("enable.auto.offset.store", "false")
         .set("enable.auto.commit", "true")
         .set("auto.offset.reset", "earliest");
-    if !k.properties.contains_key("statistics.interval.ms") {
-        config.set("statistics.interval.ms", "1000");
+    // Defaults the user's properties may override: statistics feed the lag and
+    // connection metrics; a short queue backoff lets a rebuild fetch without
+    // 1 s pauses each time librdkafka's prefetch queue fills (5x faster here).
+    for (key, value) in [("statistics.interval.ms", "1000"), ("fetch.queue.backoff.ms", "10")] {
+        if !k.properties.contains_key(key) {
+            config.set(key, value);
+        }
     }
     let consumer: BaseConsumer<Context> =
         config.create_with_context(context).context("cannot create the Kafka consumer")?;
