@@ -77,8 +77,12 @@ pub async fn run(ingest: Ingest, shutdown: watch::Receiver<bool>) -> anyhow::Res
         .set("auto.offset.reset", "earliest");
     // Defaults the user's properties may override: statistics feed the lag and
     // connection metrics; a short queue backoff lets a rebuild fetch without
-    // 1 s pauses each time librdkafka's prefetch queue fills (5x faster here).
-    for (key, value) in [("statistics.interval.ms", "1000"), ("fetch.queue.backoff.ms", "10")] {
+    // 1 s pauses each time librdkafka's prefetch queue fills (5x faster here);
+    // a 10 s session (librdkafka: 45 s) lets a restarted instance rejoin its
+    // group soon after a crash, when the dead member's session must expire.
+    for (key, value) in
+        [("statistics.interval.ms", "1000"), ("fetch.queue.backoff.ms", "10"), ("session.timeout.ms", "10000")]
+    {
         if !k.properties.contains_key(key) {
             config.set(key, value);
         }
