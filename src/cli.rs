@@ -3,7 +3,8 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -140,14 +141,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 let now = crate::source::now_ms();
                 let mut g = Generator::new(&c.pipelines, deals, days, seed, now - days as i64 * day);
                 let mut out = Publisher::new(&kafka, rate)?;
-                let mut stop = std::pin::pin!(crate::app::shutdown_signal());
+                // SIGINT/SIGTERM stop the backfill too, between two events.
+                let signal = crate::app::shutdown_signal();
+                let stop = out.stop.clone();
+                tokio::spawn(async move {
+                    signal.await;
+                    stop.store(true, Ordering::SeqCst);
+                });
                 out.send_all(g.advance(now).iter().map(|l| l.as_bytes()));
-                eprintln!("history published; now live (Ctrl-C to stop)");
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                        _ = &mut stop => break,
-                    }
+                if !out.stop.load(Ordering::SeqCst) {
+                    eprintln!("history published; now live (Ctrl-C to stop)");
+                }
+                while !out.stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                     out.send_all(g.advance(crate::source::now_ms()).iter().map(|l| l.as_bytes()));
                 }
                 return Ok(out.finish());
@@ -211,6 +217,8 @@ struct Publisher {
     rate: Option<f64>,
     started: Instant,
     sent: u64,
+    /// Set to stop sending.
+    stop: Arc<AtomicBool>,
 }
 
 impl Publisher {
@@ -223,7 +231,8 @@ impl Publisher {
         };
         let properties = to.properties.iter().cloned().collect();
         let producer = kafka::producer(brokers, &properties)?;
-        Ok(Publisher { producer, topic: topic.clone(), rate, started: Instant::now(), sent: 0 })
+        let stop = Arc::default();
+        Ok(Publisher { producer, topic: topic.clone(), rate, started: Instant::now(), sent: 0, stop })
     }
 
     fn send_all<'a>(&mut self, lines: impl IntoIterator<Item = &'a [u8]>) {
@@ -233,6 +242,9 @@ impl Publisher {
             deal_id: Option<std::borrow::Cow<'a, str>>,
         }
         for line in lines {
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
             if let Some(rate) = self.rate {
                 let due = self.started + std::time::Duration::from_secs_f64(self.sent as f64 / rate);
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));
