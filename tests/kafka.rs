@@ -390,22 +390,25 @@ fn read_all(brokers: &str, topic: &str) -> Vec<Letter> {
     tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
     c.assign(&tpl).unwrap();
     let mut out = Vec::new();
-    poll(WAIT, "the end of the dead-letter topic", || match c.poll(Duration::from_millis(100)) {
-        Some(Ok(m)) => {
-            let headers = m.headers().map_or(vec![], |h| {
-                h.iter()
-                    .map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
-                    .collect()
-            });
-            out.push(Letter {
-                key: m.key().map(<[u8]>::to_vec),
-                payload: m.payload().unwrap_or_default().to_vec(),
-                headers,
-            });
-            false
+    // Drain what is there on each try: the poll helper waits between tries.
+    poll(WAIT, "the end of the topic", || {
+        loop {
+            match c.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let headers = m.headers().map_or(vec![], |h| {
+                        h.iter()
+                            .map(|x| {
+                                (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
+                            })
+                            .collect()
+                    });
+                    let (key, payload) = (m.key().map(<[u8]>::to_vec), m.payload().unwrap_or_default().to_vec());
+                    out.push(Letter { key, payload, headers });
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return true,
+                _ => return false,
+            }
         }
-        Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => true,
-        _ => false,
     });
     out
 }
