@@ -181,6 +181,12 @@ fn format_value(v: f64) -> String {
     }
 }
 
+/// Registers a collector in `r` and returns it.
+pub fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
+    r.register(Box::new(m.clone())).expect("unique metric name");
+    m
+}
+
 /// The service metrics of METRICS.md §6, updated live by ingestion and the
 /// refresh loop; rendered at scrape time.
 pub struct ServiceMetrics {
@@ -203,16 +209,12 @@ pub struct ServiceMetrics {
 impl ServiceMetrics {
     pub fn new() -> ServiceMetrics {
         let r = Registry::new();
-        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
-            r.register(Box::new(m.clone())).expect("unique metric name");
-            m
-        }
-        let counter = |n: &str, h: &str| reg(&r, IntCounter::new(n, h).expect("valid"));
-        let int_gauge = |n: &str, h: &str| reg(&r, IntGauge::new(n, h).expect("valid"));
-        let gauge = |n: &str, h: &str| reg(&r, Gauge::new(n, h).expect("valid"));
+        let counter = |n: &str, h: &str| register(&r, IntCounter::new(n, h).expect("valid"));
+        let int_gauge = |n: &str, h: &str| register(&r, IntGauge::new(n, h).expect("valid"));
+        let gauge = |n: &str, h: &str| register(&r, Gauge::new(n, h).expect("valid"));
         let m = ServiceMetrics {
             events_ingested: counter("funnelwatch_events_ingested_total", "Events accepted into the store."),
-            events_rejected: reg(
+            events_rejected: register(
                 &r,
                 IntCounterVec::new(
                     Opts::new("funnelwatch_events_rejected_total", "Messages rejected, by reason."),
@@ -232,7 +234,7 @@ impl ServiceMetrics {
                 "funnelwatch_last_ingest_timestamp_seconds",
                 "Wall-clock time at which an event was last accepted.",
             ),
-            refresh_duration: reg(
+            refresh_duration: register(
                 &r,
                 Histogram::with_opts(
                     HistogramOpts::new("funnelwatch_refresh_duration_seconds", "Duration of one full refresh.")
@@ -241,7 +243,7 @@ impl ServiceMetrics {
                 .expect("valid"),
             ),
             refreshes: counter("funnelwatch_refreshes_total", "Refreshes completed."),
-            query_duration: reg(
+            query_duration: register(
                 &r,
                 GaugeVec::new(
                     Opts::new("funnelwatch_query_duration_seconds", "Duration of each query in the last refresh."),
@@ -249,7 +251,7 @@ impl ServiceMetrics {
                 )
                 .expect("valid"),
             ),
-            query_errors: reg(
+            query_errors: register(
                 &r,
                 IntCounterVec::new(Opts::new("funnelwatch_query_errors_total", "Failed query runs."), &["query"])
                     .expect("valid"),
@@ -263,7 +265,7 @@ impl ServiceMetrics {
         for reason in Reason::ALL {
             m.events_rejected.with_label_values(&[reason.as_str()]);
         }
-        let build = reg(
+        let build = register(
             &m.registry,
             IntGaugeVec::new(Opts::new("funnelwatch_build_info", "Build information; always 1."), &["version"])
                 .expect("valid"),

@@ -112,17 +112,14 @@ pub async fn run(ingest: Ingest, shutdown: watch::Receiver<bool>) -> anyhow::Res
 fn consume(consumer: &BaseConsumer<Context>, dead_letters: Option<&DeadLetters>, shutdown: &watch::Receiver<bool>) {
     let cx = consumer.context();
     while !*shutdown.borrow() {
-        // A batch of messages, each with the epoch of its partition when it was polled.
+        // A batch of messages, each with the assignment count when it was
+        // polled (assignments happen inside `poll`).
         let mut batch: Vec<(BorrowedMessage<'_>, u64)> = Vec::new();
         let mut timeout = Duration::from_millis(200);
         while batch.len() < BATCH {
             match consumer.poll(timeout) {
                 None => break,
-                Some(Ok(m)) => {
-                    if let Some(epoch) = cx.epoch_of(m.topic(), m.partition()) {
-                        batch.push((m, epoch));
-                    }
-                }
+                Some(Ok(m)) => batch.push((m, cx.epochs.load(Ordering::SeqCst))),
                 Some(Err(e)) => log_error(&e, ""),
             }
             timeout = Duration::ZERO;
@@ -134,8 +131,8 @@ fn consume(consumer: &BaseConsumer<Context>, dead_letters: Option<&DeadLetters>,
 
 /// What the consumer knows of one assigned partition.
 struct Part {
-    /// The assignment this state belongs to: messages polled under an older
-    /// one are discarded (the partition is being rebuilt from its start).
+    /// The assignment count when this partition was assigned: messages
+    /// polled before are discarded (the partition is rebuilt from its start).
     epoch: u64,
     /// The offset of the next message to store.
     next: i64,
@@ -170,10 +167,6 @@ impl Context {
         &self.ingest.app
     }
 
-    fn epoch_of(&self, topic: &str, partition: i32) -> Option<u64> {
-        self.parts.lock().expect("parts lock").get(&PartitionKey::new(topic, partition)).map(|p| p.epoch)
-    }
-
     /// Pushes a polled batch, partition by partition in poll order; then
     /// dead-letters the rejections that are new to the group and stores the
     /// offsets.
@@ -183,18 +176,21 @@ impl Context {
         dead_letters: Option<&DeadLetters>,
         batch: Vec<(BorrowedMessage, u64)>,
     ) {
+        // Groups by partition; a partition's messages keep their poll order.
         let mut groups: Vec<(PartitionKey, u64, Vec<&BorrowedMessage>)> = Vec::new();
-        for (m, epoch) in &batch {
-            let key = PartitionKey::new(m.topic(), m.partition());
-            match groups.iter_mut().find(|(k, e, _)| *k == key && e == epoch) {
+        for (m, polled_at) in &batch {
+            let same = |(k, e, _): &&mut (PartitionKey, u64, _)| {
+                *e == *polled_at && k.partition == m.partition() && *k.topic == *m.topic()
+            };
+            match groups.iter_mut().find(same) {
                 Some((_, _, msgs)) => msgs.push(m),
-                None => groups.push((key, *epoch, vec![m])),
+                None => groups.push((PartitionKey::new(m.topic(), m.partition()), *polled_at, vec![m])),
             }
         }
-        for (key, epoch, msgs) in groups {
+        for (key, polled_at, msgs) in groups {
             let committed = match self.parts.lock().expect("parts lock").get(&key) {
-                Some(p) if p.epoch == epoch => p.committed,
-                _ => continue, // revoked or reassigned since it was polled
+                Some(p) if p.epoch <= polled_at => p.committed,
+                _ => continue, // revoked, or reassigned (and rebuilt from its start) since it was polled
             };
             let pushed = self.ingest.push(&key, msgs.iter().map(|m| m.payload().unwrap_or_default()));
             let bytes: usize = msgs.iter().map(|m| m.payload_len() + m.key().map_or(0, <[u8]>::len)).sum();
@@ -383,10 +379,10 @@ impl ConsumerContext for Context {
     fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
         match result {
             Ok(()) => self.metrics.commits.with_label_values(&["ok"]).inc(),
-            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {}
             Err(e) => {
-                self.metrics.commits.with_label_values(&["error"]).inc();
-                log_commit_error(&e);
+                if log_commit_error(&e) {
+                    self.metrics.commits.with_label_values(&["error"]).inc();
+                }
             }
         }
     }
@@ -421,11 +417,14 @@ fn log_error(e: &KafkaError, reason: &str) {
     }
 }
 
-fn log_commit_error(e: &KafkaError) {
-    // Nothing stored since the last commit is not a failure.
-    if e.rdkafka_error_code() != Some(RDKafkaErrorCode::NoOffset) {
+/// Logs a failed commit; returns false when it was no failure (nothing
+/// stored since the last commit).
+fn log_commit_error(e: &KafkaError) -> bool {
+    let failed = e.rdkafka_error_code() != Some(RDKafkaErrorCode::NoOffset);
+    if failed {
         tracing::warn!("offset commit failed: {e}");
     }
+    failed
 }
 
 /// Kafka service metrics, registered only when Kafka is the source.
@@ -446,10 +445,7 @@ impl KafkaMetrics {
     /// Registers the metrics, with zero series for every topic and reason so
     /// that rates work from the start.
     fn new(r: &Registry, k: &KafkaConfig) -> KafkaMetrics {
-        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
-            r.register(Box::new(m.clone())).expect("unique metric name");
-            m
-        }
+        use crate::export::register as reg;
         let counters = |n: &str, h: &str, l: &[&str]| reg(r, IntCounterVec::new(Opts::new(n, h), l).expect("valid"));
         let m = KafkaMetrics {
             connected: reg(
