@@ -24,18 +24,6 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 const WAIT: Duration = Duration::from_secs(120);
 
-fn brokers() -> String {
-    std::env::var("FUNNELWATCH_TEST_BROKERS").unwrap_or_else(|_| {
-        panic!("FUNNELWATCH_TEST_BROKERS is not set: run the test command from README.md (it starts a broker) or point it at one")
-    })
-}
-
-/// A name no other test run uses.
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
 fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
@@ -49,29 +37,6 @@ fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
     }
-}
-
-/// `funnelwatch publish` of a file; all of it must be delivered.
-fn publish(brokers: &str, topic: &str, file: &Path) {
-    let out = Command::new(BIN)
-        .args(["publish", "--brokers", brokers, "--topic", topic])
-        .arg(file)
-        .output()
-        .expect("run publish");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "publish failed: {stderr}");
-    assert!(stderr.contains("(0 failed)"), "{stderr}");
-}
-
-/// A configuration reading `topic` as member of `group`.
-fn kafka_config(dir: &Path, name: &str, brokers: &str, topic: &str, group: &str, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    let text = format!(
-        "refresh_interval = \"300ms\"\n[kafka]\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{group}\"\n{extra}\n\
-         [kafka.properties]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 500\n"
-    );
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// `serve --config CONFIG` (Kafka is the default source) with extra arguments.

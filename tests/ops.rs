@@ -240,22 +240,13 @@ fn metric_names(expr: &str) -> Vec<String> {
 #[test]
 fn the_grafana_dashboard_queries_only_what_funnelwatch_and_the_rules_export() {
     // Every name a funnelwatch with the Kafka source (and a dead-letter topic) exports, plus the rules.
-    let brokers = std::env::var("FUNNELWATCH_TEST_BROKERS")
-        .expect("FUNNELWATCH_TEST_BROKERS is not set: run the test command from README.md (it starts a broker)");
+    let (brokers, topic) = (brokers(), unique("grafana"));
     let dir = scratch("ops-grafana");
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let topic = format!("grafana-{}-{nanos}", std::process::id());
     let events = dir.join("events.ndjson");
     generate(&events, &["--deals", "300", "--seed", "81", "--days", "30", "--until", "2026-11-01T00:00:00Z"]);
-    run_ok(Command::new(BIN).args(["publish", "--brokers", &brokers, "--topic", &topic]).arg(&events));
-    let config = dir.join("kafka.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "refresh_interval = \"300ms\"\n[kafka]\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{topic}\"\ndead_letter_topic = \"{topic}-dlq\"\n[kafka.properties]\n\"session.timeout.ms\" = 6000\n"
-        ),
-    )
-    .unwrap();
+    publish(&brokers, &topic, &events);
+    let dlq = format!("dead_letter_topic = \"{topic}-dlq\"");
+    let config = kafka_config(&dir, "kafka", &brokers, &topic, &unique("g"), &dlq);
     let server = Server::start(&["serve", "--config", config.to_str().unwrap()]);
     server.wait_ready(Duration::from_secs(120));
     poll(Duration::from_secs(60), "consumer lag exported", || {

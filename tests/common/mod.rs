@@ -237,3 +237,39 @@ pub fn resolve<'a>(v: &'a serde_json::Value, path: &[String]) -> Option<&'a serd
     }
     Some(cur)
 }
+
+/// The Kafka broker the tests use; fails (never skips) without one.
+pub fn brokers() -> String {
+    std::env::var("FUNNELWATCH_TEST_BROKERS").unwrap_or_else(|_| {
+        panic!("FUNNELWATCH_TEST_BROKERS is not set: run the test command from README.md (it starts a broker) or point it at one")
+    })
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// `funnelwatch publish` of a file; all of it must be delivered.
+pub fn publish(brokers: &str, topic: &str, file: &Path) {
+    let out = Command::new(BIN)
+        .args(["publish", "--brokers", brokers, "--topic", topic])
+        .arg(file)
+        .output()
+        .expect("run publish");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "publish failed: {stderr}");
+    assert!(stderr.contains("(0 failed)"), "{stderr}");
+}
+
+/// A configuration reading `topic` as member of `group`.
+pub fn kafka_config(dir: &Path, name: &str, brokers: &str, topic: &str, group: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "refresh_interval = \"300ms\"\n[kafka]\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{group}\"\n{extra}\n\
+         [kafka.properties]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 500\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
