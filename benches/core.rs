@@ -1,27 +1,28 @@
-//! Throughput and latency of the hot paths, against the targets of the issue
-//! (measured here, never asserted): decode+append ≥ 500k events/s on one
-//! core; a full refresh of all built-in queries over 1M events ≤ 1 s; store
-//! ≤ 100 bytes per event.
+//! Throughput and latency of the hot paths, measured here, never asserted
+//! (the targets are in the issue and the README): decode+append on one core,
+//! a refresh of all built-in queries, store bytes per event.
 //!
 //! `cargo bench --bench core` runs, in this order:
 //! - `store_memory` (no timing): builds a ~1M-event store first, while the
-//!   heap is still clean, and prints bytes/event from `Store::stats()` and
-//!   from the process RSS growth (Linux `/proc/self/status`);
-//! - `refresh/{100k,1M}`: `Store::snapshot` + `Engine::refresh` at T, plus
-//!   `derive/*` (the per-deal derivation alone) and a per-query breakdown
-//!   printed from `Snapshot::queries`;
+//!   heap is still clean, and prints bytes/event from `Store::stats()` (by
+//!   part) and from the process RSS growth (Linux `/proc/self/status`);
+//! - `refresh/{100k,1M}/clock_only`: `Engine::gather` + `Engine::refresh` at
+//!   a later T with no new event (the per-deal tables are reused);
+//!   `refresh/{100k,1M}/one_new_event`: the same after one new event (its
+//!   deal is derived again and the tables are rebuilt); and a per-query
+//!   breakdown printed from `Snapshot::queries`;
 //! - `ingest/decode` and `ingest/decode_append` over ~100k generated lines.
 //!
-//! The refresh runs on a current-thread tokio runtime, as the server's
-//! refresh thread does (src/app.rs); a multi-thread comparison is printed.
-//! Pass a filter as usual (`cargo bench --bench core -- ingest`); the stores
-//! are only built for the benches that need them.
+//! The refresh runs on a two-worker runtime, as the server's refresh does
+//! (src/app.rs). Whole-process figures (start → ready, RSS, the DuckDB
+//! peer side by side) are `benches/serve.rs`. Pass a filter as usual
+//! (`cargo bench --bench core -- ingest`); the stores are only built for
+//! the benches that need them.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
-use datafusion::arrow::array::RecordBatch;
 use funnelwatch::config::Config;
 use funnelwatch::engine::Engine;
 use funnelwatch::event::Decoder;
@@ -83,10 +84,6 @@ fn build_store(config: &Config, set: Set) -> (Store, usize) {
     (store, n)
 }
 
-fn cutoff(config: &Config) -> i64 {
-    END_MS - config.retention_ms
-}
-
 /// Resident set size of this process in bytes (Linux), if readable.
 fn rss_bytes() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -110,18 +107,25 @@ fn store_memory() -> Store {
     let (mut store, lines) = build_store(&config, LARGE);
     let built = t.elapsed();
     let after_build = rss_bytes();
-    // The first snapshot seals the open builders and compacts: `stats()` counts sealed batches only.
-    drop(store.snapshot(cutoff(&config)));
-    let after_snapshot = rss_bytes();
+    // The first refresh derives every deal and builds the per-deal tables.
+    let t = Instant::now();
+    let tables = store.refresh(END_MS);
+    let derived = t.elapsed();
+    drop(tables);
+    let after_refresh = rss_bytes();
     let s = store.stats();
     eprintln!("\n== store_memory ({}: {} deals over {} days; load {})", LARGE.name, LARGE.deals, LARGE.days, load());
-    eprintln!("  lines {lines}, rows {}, deals {}, built (generate+decode+insert) in {:.2?}", s.rows, s.deals, built);
+    eprintln!("  lines {lines}, rows {}, deals {}, built (generate+decode+insert) in {built:.2?}", s.rows, s.deals);
+    eprintln!("  first refresh of the store (derive every deal, build the tables): {derived:.2?}");
     eprintln!("  Store::stats: {} bytes = {:.1} MiB = {:.1} bytes/event", s.bytes, mib(s.bytes), per(s.bytes, s.rows));
-    if let (Some(b), Some(a), Some(c)) = (before, after_build, after_snapshot) {
+    for (part, bytes) in store.memory() {
+        eprintln!("    {:>6.2} bytes/event  {part}", per(bytes, s.rows));
+    }
+    if let (Some(b), Some(a), Some(c)) = (before, after_build, after_refresh) {
         let (grow, grow2) = (a.saturating_sub(b), c.saturating_sub(b));
         eprintln!(
             "  RSS: {:.1} MiB before, +{:.1} MiB after building ({:.1} bytes/event), +{:.1} MiB after the first \
-             snapshot ({:.1} bytes/event)",
+             refresh ({:.1} bytes/event)",
             mib(b),
             mib(grow),
             per(grow, s.rows),
@@ -129,27 +133,6 @@ fn store_memory() -> Store {
             per(grow2, s.rows),
         );
     }
-    // Where the bytes are: the Arrow columns as stored (keys only), then the rest of
-    // `Store::stats` (the event-id dedup set and the interners).
-    let mut columns: Vec<(String, usize)> = Vec::new();
-    for b in store.stored_batches() {
-        for (i, f) in b.schema().fields().iter().enumerate() {
-            if columns.len() <= i {
-                columns.push((f.name().clone(), 0));
-            }
-            columns[i].1 += b.column(i).get_array_memory_size();
-        }
-    }
-    let arrow: usize = columns.iter().map(|c| c.1).sum();
-    columns.sort_by_key(|c| std::cmp::Reverse(c.1));
-    eprintln!("  Arrow batches {:.1} bytes/event:", per(arrow, s.rows));
-    for (name, bytes) in &columns {
-        eprintln!("    {:>6.2} bytes/event  {name}", per(*bytes, s.rows));
-    }
-    eprintln!(
-        "  the rest of Store::stats (event-id dedup set, deal and dictionary interners): {:.1} bytes/event",
-        per(s.bytes - arrow, s.rows)
-    );
     store
 }
 
@@ -157,19 +140,25 @@ fn per(bytes: usize, rows: usize) -> f64 {
     bytes as f64 / rows.max(1) as f64
 }
 
-/// The current-thread runtime of the server's refresh thread.
+/// The refresh's runtime: two workers, as in the server.
 fn refresh_runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// One refresh at `t`: gather under the (here uncontended) store, then the queries.
+fn run_refresh(rt: &Runtime, engine: &Engine, store: &mut Store, t: i64) -> funnelwatch::engine::Snapshot {
+    let input = engine.gather(store, t);
+    rt.block_on(engine.refresh(input, t)).expect("refresh")
 }
 
 /// Prints the per-query durations (median of `runs` refreshes), the slowest first,
-/// and what the queries do not account for (context, filtering, derive, registration).
-fn breakdown(rt: &Runtime, engine: &Engine, store: &mut Store, cut: i64, runs: usize, label: &str) {
+/// and what the queries do not account for (gather, context, registration, export).
+fn breakdown(rt: &Runtime, engine: &Engine, store: &mut Store, runs: usize, label: &str) {
     let mut totals = Vec::new();
     let mut per_query: Vec<(String, Vec<f64>)> = Vec::new();
-    for _ in 0..runs {
+    for i in 0..runs {
         let start = Instant::now();
-        let snap = rt.block_on(engine.refresh(store.snapshot(cut), END_MS)).expect("refresh");
+        let snap = run_refresh(rt, engine, store, END_MS + i as i64);
         totals.push(start.elapsed().as_secs_f64());
         for (i, (file, result)) in snap.queries.iter().enumerate() {
             let secs = result.as_ref().unwrap_or_else(|e| panic!("{file} failed: {e}"));
@@ -195,60 +184,50 @@ fn breakdown(rt: &Runtime, engine: &Engine, store: &mut Store, cut: i64, runs: u
         (total - queries) * 1e3
     );
     for (file, secs) in &rows {
-        eprintln!("  {:>8.1} ms  {:>5.1}%  {file}", secs * 1e3, 100.0 * secs / total);
+        eprintln!("  {:>8.2} ms  {:>5.1}%  {file}", secs * 1e3, 100.0 * secs / total);
     }
 }
 
 fn refresh(c: &mut Criterion, mut large: Option<Store>) {
     let config = config();
     let engine = Engine::new(&config).expect("built-in queries");
-    let cut = cutoff(&config);
     let rt = refresh_runtime();
+    let decoder = Decoder::new(&config.pipelines, config.max_clock_skew_ms);
+    let part = PartitionKey::new("bench", 0);
     for set in [SMALL, LARGE] {
-        let ids = [format!("refresh/{}", set.name), format!("derive/{}", set.name), format!("snapshot/{}", set.name)];
-        if !ids.iter().any(|id| wanted(id)) {
+        if !wanted(&format!("refresh/{}", set.name)) {
             continue;
         }
         let prebuilt = if set.name == LARGE.name { large.take() } else { None };
         let mut store = prebuilt.unwrap_or_else(|| build_store(&config, set).0);
-        let events = store.snapshot(cut);
-        let rows: usize = events.iter().map(RecordBatch::num_rows).sum();
-        eprintln!("\n{}: {rows} events, {} deals, {} batches", set.name, store.stats().deals, events.len());
-        drop(events);
+        let rows = store.stats().rows;
+        eprintln!("\n{}: {rows} events, {} deals", set.name, store.stats().deals);
+        breakdown(&rt, &engine, &mut store, 5, set.name);
 
-        breakdown(&rt, &engine, &mut store, cut, 5, set.name);
-        if set.name == LARGE.name {
-            let multi = Runtime::new().expect("runtime");
-            breakdown(&multi, &engine, &mut store, cut, 3, &format!("{} on a multi-thread runtime", set.name));
-        }
-
-        let mut g = c.benchmark_group("refresh");
-        g.sample_size(10).warm_up_time(Duration::from_secs(1));
+        let mut g = c.benchmark_group(format!("refresh/{}", set.name));
+        g.sample_size(20).warm_up_time(Duration::from_secs(1));
         g.sampling_mode(SamplingMode::Flat);
-        g.measurement_time(Duration::from_secs(if set.name == LARGE.name { 15 } else { 6 }));
+        g.measurement_time(Duration::from_secs(5));
         g.throughput(Throughput::Elements(rows as u64));
-        g.bench_function(set.name, |b| {
+        let mut t = END_MS;
+        g.bench_function("clock_only", |b| {
             b.iter(|| {
-                let events = store.snapshot(cut);
-                black_box(rt.block_on(engine.refresh(events, END_MS)).expect("refresh"))
+                t += 1;
+                black_box(run_refresh(&rt, &engine, &mut store, t))
             })
         });
-        g.finish();
-
-        let mut g = c.benchmark_group("derive");
-        g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(6));
-        g.sampling_mode(SamplingMode::Flat);
-        g.throughput(Throughput::Elements(rows as u64));
-        let events = store.snapshot(cut);
-        g.bench_function(set.name, |b| {
-            b.iter(|| black_box(funnelwatch::deals::derive(&events, &config.pipelines, END_MS)))
+        let mut n = 0u64;
+        g.bench_function("one_new_event", |b| {
+            b.iter(|| {
+                n += 1;
+                t += 1;
+                let line = format!(
+                    r#"{{"event_id":"bench-{n}","deal_id":"bench-deal","type":"activity","occurred_at":{t},"activity":"call"}}"#
+                );
+                ingest(&decoder, &mut store, &part, &line);
+                black_box(run_refresh(&rt, &engine, &mut store, t))
+            })
         });
-        g.finish();
-        drop(events);
-
-        let mut g = c.benchmark_group("snapshot");
-        g.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-        g.bench_function(set.name, |b| b.iter(|| black_box(store.snapshot(cut))));
         g.finish();
     }
 }
@@ -326,7 +305,7 @@ fn wanted(id: &str) -> bool {
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
-    let large = ["store_memory", "refresh/1M", "derive/1M", "snapshot/1M"].iter().any(|id| wanted(id));
+    let large = ["store_memory", "refresh/1M"].iter().any(|id| wanted(id));
     refresh(&mut c, large.then(store_memory));
     ingest_benches(&mut c);
     c.final_summary();

@@ -1,9 +1,8 @@
 -- table: close_durations
--- One row per deal and window whose R(d, won) lies in the window:
--- ms = R(d, won) - C(d) (see transition_durations.sql for why ms).
-SELECT d.pipeline, w.window,
-       d.won_ms - d.created_ms AS ms,
-       CAST(d.won_ms - d.created_ms AS DOUBLE) / 1000.0 AS seconds
-FROM deals d
-CROSS JOIN windows w
-WHERE d.won_ms > w.start_ms
+-- One row per deal whose R(d, won) lies in a window: w = the smallest such
+-- window (window_of), ms = R(d, won) - C(d). A window holds the rows with
+-- w <= its idx. Sums add the integer ms (exact, so independent of row
+-- order) and convert to seconds at the end.
+SELECT pipeline, window_of(won_ms) AS w, won_ms - created_ms AS ms
+FROM deals
+WHERE window_of(won_ms) IS NOT NULL

@@ -3,12 +3,16 @@
 -- help: Deals lost within the window by lost reason (the 20 largest, the rest as other).
 -- labels: pipeline, window, reason
 -- value: value
-WITH counted AS (
-  SELECT d.pipeline, w.window, d.lost_reason AS reason, COUNT(*) AS n
-  FROM deals d
-  CROSS JOIN windows w
-  WHERE d.state = 'lost' AND d.lost_ms > w.start_ms
-  GROUP BY d.pipeline, w.window, d.lost_reason
+WITH g AS (
+  SELECT pipeline, window_of(lost_ms) AS w, lost_reason AS reason, COUNT(*) AS n
+  FROM deals
+  WHERE state = 'lost' AND window_of(lost_ms) IS NOT NULL
+  GROUP BY pipeline, window_of(lost_ms), lost_reason
+), counted AS (
+  SELECT CAST(g.pipeline AS VARCHAR) AS pipeline, l.window, CAST(g.reason AS VARCHAR) AS reason, SUM(g.n) AS n
+  FROM g
+  JOIN window_levels l ON l.w = g.w
+  GROUP BY CAST(g.pipeline AS VARCHAR), l.window, CAST(g.reason AS VARCHAR)
 ), ranked AS (
   SELECT pipeline, window, reason, n,
          ROW_NUMBER() OVER (PARTITION BY pipeline, window ORDER BY n DESC, reason) AS rank

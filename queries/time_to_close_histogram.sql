@@ -3,15 +3,16 @@
 -- help: Time from entering the funnel to reaching the won stage, for deals won in the window.
 -- labels: pipeline, window
 -- value: value
-WITH obs AS (
-  SELECT p.pipeline, w.window, d.seconds, d.ms
-  FROM pipelines p
-  CROSS JOIN windows w
-  LEFT JOIN close_durations d ON d.pipeline = p.pipeline AND d.window = w.window
+WITH g AS (
+  SELECT pipeline, w, bucket_of(ms) AS b, COUNT(*) AS n, SUM(ms) AS ms
+  FROM close_durations
+  GROUP BY pipeline, w, bucket_of(ms)
 )
-SELECT o.pipeline, o.window, b.le,
-       COUNT(CASE WHEN o.seconds <= b.le_seconds THEN 1 END) AS value,
-       CAST(COALESCE(SUM(o.ms), 0) AS DOUBLE) / 1000.0 AS sum
-FROM obs o
-CROSS JOIN buckets b
-GROUP BY o.pipeline, o.window, b.le
+SELECT p.pipeline, w.window, bk.le,
+       COALESCE(SUM(CASE WHEN g.w <= w.idx AND g.b <= bk.idx THEN g.n END), 0) AS value,
+       CAST(COALESCE(SUM(CASE WHEN g.w <= w.idx THEN g.ms END), 0) AS DOUBLE) / 1000.0 AS sum
+FROM pipelines p
+CROSS JOIN windows w
+CROSS JOIN buckets bk
+LEFT JOIN g ON g.pipeline = p.pipeline
+GROUP BY p.pipeline, w.window, bk.le

@@ -3,13 +3,9 @@
 -- help: Nearest-rank quantiles of the time to close of deals won in the window.
 -- labels: pipeline, window, quantile
 -- value: value
-WITH ranked AS (
-  SELECT pipeline, window, seconds,
-         ROW_NUMBER() OVER (PARTITION BY pipeline, window ORDER BY seconds) AS rank,
-         COUNT(*) OVER (PARTITION BY pipeline, window) AS n
-  FROM close_durations
-)
-SELECT r.pipeline, r.window, q.quantile, r.seconds AS value
-FROM ranked r
+SELECT CAST(d.pipeline AS VARCHAR) AS pipeline, l.window, q.quantile,
+       CAST(nearest_rank(d.ms, q.numerator, q.denominator) AS DOUBLE) / 1000.0 AS value
+FROM close_durations d
+JOIN window_levels l ON l.w = d.w
 CROSS JOIN quantiles q
-WHERE r.rank = (q.numerator * r.n + q.denominator - 1) / q.denominator
+GROUP BY CAST(d.pipeline AS VARCHAR), l.window, q.quantile

@@ -3,14 +3,14 @@
 -- help: Nearest-rank quantiles of the step durations of deals that reached the next stage in the window.
 -- labels: pipeline, from_stage, to_stage, window, quantile
 -- value: value
-WITH ranked AS (
-  SELECT pipeline, window, from_index, seconds,
-         ROW_NUMBER() OVER (PARTITION BY pipeline, window, from_index ORDER BY seconds) AS rank,
-         COUNT(*) OVER (PARTITION BY pipeline, window, from_index) AS n
-  FROM transition_durations
+WITH q AS (
+  SELECT CAST(d.pipeline AS VARCHAR) AS pipeline, d.from_index, l.window, q.quantile,
+         nearest_rank(d.ms, q.numerator, q.denominator) AS ms
+  FROM transition_durations d
+  JOIN window_levels l ON l.w = d.w
+  CROSS JOIN quantiles q
+  GROUP BY CAST(d.pipeline AS VARCHAR), d.from_index, l.window, q.quantile
 )
-SELECT t.pipeline, t.from_stage, t.to_stage, r.window, q.quantile, r.seconds AS value
-FROM ranked r
-JOIN transitions t ON t.pipeline = r.pipeline AND t.from_index = r.from_index
-CROSS JOIN quantiles q
-WHERE r.rank = (q.numerator * r.n + q.denominator - 1) / q.denominator
+SELECT t.pipeline, t.from_stage, t.to_stage, q.window, q.quantile, CAST(q.ms AS DOUBLE) / 1000.0 AS value
+FROM q
+JOIN transitions t ON t.pipeline = q.pipeline AND t.from_index = q.from_index

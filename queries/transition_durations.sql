@@ -1,10 +1,6 @@
 -- table: transition_durations
--- One row per deal and window whose R(d, i+1) lies in the window:
--- ms = R(d, i+1) - R(d, i). Sums add the integer ms (exact, so independent
--- of row order) and convert to seconds at the end.
-SELECT r.pipeline, w.window, r.stage_index - 1 AS from_index,
-       r.reached_ms - r.prev_reached_ms AS ms,
-       CAST(r.reached_ms - r.prev_reached_ms AS DOUBLE) / 1000.0 AS seconds
-FROM reached r
-CROSS JOIN windows w
-WHERE r.stage_index > 0 AND r.reached_ms > w.start_ms
+-- One row per deal and step i -> i+1 whose R(d, i+1) lies in a window:
+-- w = the smallest such window (window_of), ms = R(d, i+1) - R(d, i).
+SELECT pipeline, stage_index - 1 AS from_index, window_of(reached_ms) AS w, reached_ms - prev_reached_ms AS ms
+FROM reached
+WHERE stage_index > 0 AND window_of(reached_ms) IS NOT NULL

@@ -1,121 +1,78 @@
-//! The running server: shared state ([`App`]) and the wiring of the source,
-//! the refresh loop and the HTTP server, with graceful shutdown.
+//! The wiring of a running server: the store, the shared [`State`], the
+//! source, the refresh loop and the HTTP server, with graceful shutdown.
+//! The only module that knows all the others.
 //!
 //! The refresh loop runs on its own thread and runtime so that a heavy
 //! refresh never starves ingestion or scrapes; scrapes only read the latest
-//! published [`Snapshot`].
+//! published snapshot.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
-use tokio::sync::{Notify, watch};
 
 use crate::config::{Clock, Config};
-use crate::engine::{Engine, Snapshot};
-use crate::event::Decoder;
+use crate::engine::Engine;
 use crate::export::ServiceMetrics;
-use crate::source::{Ingest, RejectionLog, Source, now_ms};
+use crate::source::{Ingest, Source, now_ms};
+use crate::state::State;
 use crate::store::Store;
 
 pub struct App {
-    pub config: Config,
-    pub decoder: Decoder,
-    pub store: Mutex<Store>,
-    pub metrics: ServiceMetrics,
-    pub snapshot: ArcSwap<Snapshot>,
-    /// True while the source has delivered its backlog (see [`App::set_caught_up`]).
-    caught_up: AtomicBool,
-    /// Bumped whenever the source falls behind, so that a refresh that began
-    /// before cannot declare the server ready.
-    behind_epoch: AtomicU64,
-    /// Set by a refresh that started while the source was caught up.
-    ready: AtomicBool,
-    /// False while the source's brokers are unreachable (always true for files).
-    pub connected: AtomicBool,
-    pub refresh_now: Notify,
-    pub rejection_log: RejectionLog,
-    /// The version of the latest published snapshot, for live updates.
-    pub versions: watch::Sender<u64>,
-    /// Turns true when the server shuts down; long-lived responses end then.
-    pub shutdown: watch::Sender<bool>,
+    config: Arc<Config>,
+    store: Arc<Mutex<Store>>,
+    metrics: Arc<ServiceMetrics>,
+    state: Arc<State>,
+    ingest: Ingest,
 }
 
 impl App {
-    pub fn new(config: Config) -> Arc<App> {
-        Arc::new(App {
-            decoder: Decoder::new(&config.pipelines, config.max_clock_skew_ms),
-            store: Mutex::new(Store::new(&config.pipelines, config.retention_ms)),
-            metrics: ServiceMetrics::new(),
-            snapshot: ArcSwap::from_pointee(Snapshot::default()),
-            caught_up: AtomicBool::new(false),
-            behind_epoch: AtomicU64::new(0),
-            ready: AtomicBool::new(false),
-            connected: AtomicBool::new(true),
-            refresh_now: Notify::new(),
-            rejection_log: RejectionLog::default(),
-            versions: watch::Sender::new(0),
-            shutdown: watch::Sender::new(false),
-            config,
-        })
+    pub fn new(config: Config) -> App {
+        let metrics = Arc::new(ServiceMetrics::new());
+        let state = Arc::new(State::new(metrics.ready.clone()));
+        let store = Arc::new(Mutex::new(Store::new(&config.pipelines, config.retention_ms)));
+        let ingest = Ingest::new(&config, store.clone(), state.clone(), metrics.clone());
+        App { config: Arc::new(config), store, metrics, state, ingest }
     }
 
-    /// True once a snapshot over caught-up sources is published, until the
-    /// source falls behind again (a Kafka rebalance).
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+    /// The handle sources push through.
+    pub fn ingest(&self) -> Ingest {
+        self.ingest.clone()
     }
 
-    /// True while the source holds everything it had to deliver so far.
-    pub fn is_caught_up(&self) -> bool {
-        self.caught_up.load(Ordering::SeqCst)
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
     }
 
-    /// The source reports whether its backlog is in the store. Falling behind
-    /// makes the server unready at once; catching up triggers a refresh,
-    /// whose publication makes it ready.
-    pub fn set_caught_up(&self, caught_up: bool) {
-        if caught_up {
-            if !self.caught_up.swap(true, Ordering::SeqCst) {
-                self.refresh_now.notify_one();
-            }
-        } else {
-            self.behind_epoch.fetch_add(1, Ordering::SeqCst);
-            self.caught_up.store(false, Ordering::SeqCst);
-            if self.ready.swap(false, Ordering::SeqCst) {
-                self.metrics.ready.set(0);
-                tracing::info!("source fell behind; not ready until it catches up");
-            }
-        }
-    }
-
-    /// One refresh: evict, snapshot the store, run the queries, publish.
+    /// One refresh: bring the store to `T`, run the queries, publish.
     /// While the source is behind (rebuilding partitions), nothing is
     /// published: the last snapshot stays, never half-rebuilt numbers.
     pub async fn refresh(&self, engine: &Engine) {
         let start = Instant::now();
-        let epoch = self.behind_epoch.load(Ordering::SeqCst);
-        let caught_up = self.is_caught_up();
+        let ticket = self.state.begin_refresh();
         let m = &self.metrics;
-        let (events, t_ms) = {
-            let mut store = self.store.lock().expect("store lock");
+        let report = |store: &Store| {
             let stats = store.stats();
             m.store_rows.set(stats.rows as i64);
             m.store_bytes.set(stats.bytes as i64);
             m.store_deals.set(stats.deals as i64);
-            if !caught_up {
+        };
+        let (input, t_ms) = {
+            let mut store = self.store.lock().expect("store lock");
+            if ticket.is_none() {
+                report(&store);
                 return;
             }
             let t_ms = match self.config.clock {
                 Clock::Wall => now_ms(),
                 Clock::Event => store.max_occurred_at().unwrap_or(0),
             };
-            (store.snapshot(t_ms.saturating_sub(self.config.retention_ms)), t_ms)
+            let input = engine.gather(&mut store, t_ms);
+            report(&store);
+            (input, t_ms)
         };
-        let mut snap = match engine.refresh(events, t_ms).await {
+        let snap = match engine.refresh(input, t_ms).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("refresh failed: {e}");
@@ -132,16 +89,9 @@ impl App {
                 }
             }
         }
-        snap.version = self.snapshot.load().version + 1;
-        let version = snap.version;
-        self.snapshot.store(Arc::new(snap));
-        self.versions.send_replace(version);
+        self.state.publish(snap, ticket.expect("checked above"));
         m.refreshes.inc();
         m.refresh_duration.observe(start.elapsed().as_secs_f64());
-        if self.behind_epoch.load(Ordering::SeqCst) == epoch && !self.ready.swap(true, Ordering::SeqCst) {
-            m.ready.set(1);
-            tracing::info!(t_ms, "refresh over caught-up sources published; ready");
-        }
     }
 }
 
@@ -152,22 +102,19 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
-    let app = App::new(config);
-    let stop_rx = app.shutdown.subscribe();
+    let app = Arc::new(App::new(config));
+    let state = app.state.clone();
 
     let refresher = {
         let app = app.clone();
-        let mut stop = stop_rx.clone();
         std::thread::Builder::new().name("refresh".into()).spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("refresh runtime");
+            let rt = refresh_runtime().expect("refresh runtime");
             rt.block_on(async move {
                 let interval = app.config.refresh_interval;
                 loop {
                     app.refresh(&engine).await;
-                    tokio::select! {
-                        _ = tokio::time::sleep(interval) => {}
-                        _ = app.refresh_now.notified() => {}
-                        _ = stop.wait_for(|s| *s) => return,
+                    if !app.state.next_refresh(interval).await {
+                        return;
                     }
                 }
             })
@@ -175,14 +122,14 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     };
 
     let source_task = {
-        let ingest = Ingest::new(app.clone());
-        let stop = stop_rx.clone();
-        let app = app.clone();
+        let ingest = app.ingest();
+        let stop = state.shutdown_signal();
+        let (state, config) = (state.clone(), app.config.clone());
         tokio::spawn(async move {
-            let result = source.run(ingest, stop).await;
+            let result = source.run(ingest, &config, stop).await;
             if result.is_err() {
                 // A source that cannot run (a missing file, a bad Kafka property) stops the server.
-                app.shutdown.send_replace(true);
+                state.shut_down();
             }
             result
         })
@@ -192,19 +139,20 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     println!("  dashboard: http://{addr}/");
     println!("  metrics:   http://{addr}/metrics");
     tracing::info!(%addr, "serving");
-    let signal_app = app.clone();
+    let signal_state = state.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
-        signal_app.shutdown.send_replace(true);
+        signal_state.shut_down();
     });
-    let mut stop = stop_rx.clone();
-    axum::serve(listener, crate::web::router(app.clone()))
+    let mut stop = state.shutdown_signal();
+    let router = crate::web::router(state.clone(), app.config.clone(), app.metrics.clone());
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await?;
-    app.shutdown.send_replace(true);
+    state.shut_down();
     // A source finishes its work (a Kafka commit) unless that takes too long.
     let abort = source_task.abort_handle();
     let source_result = tokio::time::timeout(Duration::from_secs(15), source_task).await;
@@ -218,6 +166,24 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The refresh's own runtime: two workers, so DataFusion runs a query's two
+/// partitions on both cores, at a lower scheduling priority (nice 10), so
+/// that ingestion and scrapes go first when both want a core.
+fn refresh_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("refresh-worker")
+        .on_thread_start(|| {
+            // SAFETY: setpriority only reads its arguments; 0 = the calling thread on Linux.
+            #[cfg(target_os = "linux")]
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            }
+        })
+        .enable_all()
+        .build()
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is

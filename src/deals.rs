@@ -1,29 +1,41 @@
-//! Per-deal facts of METRICS.md §4, derived from the `events` table at `T`:
-//! the `deals` table (state, current stage, age, attributes) and the
-//! `reached` table (`R(d, i)` for every stage a deal reached).
+//! Per-deal facts of docs/metrics.md §4, kept up to date at ingest: for
+//! every deal its state, current stage and since when, loss, amount,
+//! currency, attributes, and `R(d, i)` for every stage it reached.
 //!
-//! This is the one place that replays events in order; the SQL in
-//! `queries/` only filters, joins and counts. Each deal's events are ordered
-//! by (`occurred_at`, `event_id` byte-wise), never by arrival, so the result
-//! is a pure function of the set of events and `T`. The cost is one sort of
-//! the events plus a pass per deal; the queries then scale with deals.
+//! [`Facts::derive`] is the one place that replays a deal's events (from its
+//! own log, in (`occurred_at`, `event_id`) order, up to `T`); the store calls
+//! it for exactly the deals an insert, an eviction or a dropped partition
+//! touched. [`Facts::tables`] turns the facts into the `deals` and `reached`
+//! tables the queries read, so a refresh never replays events.
+//!
+//! The facts are columns indexed by the store's deal slot; a free slot
+//! (a deal that lost all its events) is marked dead and left out of the tables.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, DictionaryArray, Float64Builder, Int32Builder, Int64Builder, PrimitiveArray, RecordBatch,
-    StringArray, StringBuilder, UInt16Builder, UInt32Builder,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch, UInt16Array, UInt32Array,
 };
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{
-    DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, UInt8Type, UInt16Type, UInt32Type,
+    ArrowPrimitiveType, DataType, Field, Int64Type, Schema, SchemaRef, UInt8Type, UInt16Type, UInt32Type,
 };
 
 use crate::config::Pipeline;
 use crate::event::EventType;
+use crate::store::log::Ev;
 use crate::store::{dict, dictionary};
 
-/// The attribute columns copied from events to deals, by name.
-const ATTRIBUTES: [&str; 4] = ["owner", "team", "region", "source"];
+/// The attribute columns of `deals`, by name, and their place in an event's attribute set.
+pub const ATTRIBUTES: [(&str, usize); 4] = [("owner", 1), ("team", 2), ("region", 3), ("source", 4)];
+/// Place of the currency and the lost reason in an event's attribute set.
+const CURRENCY: usize = 0;
+const LOST_REASON: usize = 5;
+
+const NONE_I64: i64 = i64::MIN;
+const NONE_U32: u32 = u32::MAX;
+const NONE_U16: u16 = u16::MAX;
 
 pub fn deals_schema() -> SchemaRef {
     let mut fields = vec![
@@ -32,16 +44,16 @@ pub fn deals_schema() -> SchemaRef {
         Field::new("deal_id", dict(DataType::UInt32), false),
         Field::new("created_ms", DataType::Int64, true),
         Field::new("won_ms", DataType::Int64, true),
-        Field::new("state", DataType::Utf8, true),
+        Field::new("state", dict(DataType::UInt8), true),
         Field::new("stage", dict(DataType::UInt16), true),
         Field::new("stage_index", DataType::Int32, true),
         Field::new("stage_since_ms", DataType::Int64, true),
         Field::new("lost_ms", DataType::Int64, true),
-        Field::new("lost_reason", DataType::Utf8, true),
+        Field::new("lost_reason", dict(DataType::UInt32), true),
         Field::new("amount", DataType::Float64, true),
-        Field::new("currency", DataType::Utf8, false),
+        Field::new("currency", dict(DataType::UInt32), false),
     ];
-    fields.extend(ATTRIBUTES.iter().map(|a| Field::new(*a, dict(DataType::UInt32), true)));
+    fields.extend(ATTRIBUTES.iter().map(|(a, _)| Field::new(*a, dict(DataType::UInt32), true)));
     Arc::new(Schema::new(fields))
 }
 
@@ -57,248 +69,265 @@ pub fn reached_schema() -> SchemaRef {
     ]))
 }
 
-/// The derived tables.
-pub struct DealTables {
-    pub deals: RecordBatch,
-    pub reached: RecordBatch,
+/// Deal states, as keys of the `state` dictionary.
+const OPEN: u8 = 0;
+const WON: u8 = 1;
+const LOST: u8 = 2;
+const NO_STATE: u8 = u8::MAX;
+
+/// The dictionary values the tables need from the store.
+pub struct Values<'a> {
+    pub pipelines: &'a ArrayRef,
+    pub stages: &'a ArrayRef,
+    /// Offset of each pipeline's stages in `stages`.
+    pub stage_offsets: &'a [u16],
+    pub deal_ids: &'a ArrayRef,
+    /// The dictionaries of an attribute set's seven strings (currency first).
+    pub strings: &'a [ArrayRef],
 }
 
-/// Read access to the columns of one `events` batch.
-struct Cols<'a> {
-    event_id: &'a StringArray,
-    deal: &'a PrimitiveArray<UInt32Type>,
-    kind: &'a PrimitiveArray<UInt8Type>,
-    at: &'a PrimitiveArray<Int64Type>,
-    pipeline: &'a PrimitiveArray<UInt16Type>,
-    stage: &'a PrimitiveArray<UInt16Type>,
-    amount: &'a PrimitiveArray<Float64Type>,
-    currency: &'a DictionaryArray<UInt32Type>,
-    lost_reason: &'a DictionaryArray<UInt32Type>,
-    attrs: [&'a DictionaryArray<UInt32Type>; 4],
+/// The facts of every deal slot, as columns.
+#[derive(Default)]
+pub struct Facts {
+    live: Vec<bool>,
+    pipeline: Vec<u16>,
+    state: Vec<u8>,
+    stage: Vec<u16>,
+    stage_since: Vec<i64>,
+    lost: Vec<i64>,
+    lost_reason: Vec<u32>,
+    amount: Vec<f64>,
+    currency: Vec<u32>,
+    attrs: [Vec<u32>; 4],
+    /// `R(d, i)` by stage index, then slot.
+    reach: Vec<Vec<i64>>,
+    /// Scratch: first entry into each stage while deriving.
+    entered: Vec<i64>,
 }
 
-impl<'a> Cols<'a> {
-    fn new(b: &'a RecordBatch) -> Cols<'a> {
-        let c = |n: &str| b.column_by_name(n).unwrap_or_else(|| panic!("events has {n}"));
-        Cols {
-            event_id: c("event_id").as_string::<i32>(),
-            deal: c("deal_key").as_primitive(),
-            kind: c("type").as_dictionary::<UInt8Type>().keys(),
-            at: c("occurred_at_ms").as_primitive(),
-            pipeline: c("pipeline").as_dictionary::<UInt16Type>().keys(),
-            stage: c("stage").as_dictionary::<UInt16Type>().keys(),
-            amount: c("amount").as_primitive(),
-            currency: c("currency").as_dictionary(),
-            lost_reason: c("lost_reason").as_dictionary(),
-            attrs: ATTRIBUTES.map(|a| c(a).as_dictionary()),
+impl Facts {
+    pub fn new(pipelines: &[Pipeline]) -> Facts {
+        let stages = pipelines.iter().map(|p| p.stages.len()).max().unwrap_or(0);
+        Facts { reach: vec![Vec::new(); stages], ..Default::default() }
+    }
+
+    fn grow(&mut self, slot: usize) {
+        if slot < self.live.len() {
+            return;
+        }
+        let n = slot + 1;
+        self.live.resize(n, false);
+        self.pipeline.resize(n, 0);
+        self.state.resize(n, NO_STATE);
+        self.stage.resize(n, NONE_U16);
+        self.stage_since.resize(n, NONE_I64);
+        self.lost.resize(n, NONE_I64);
+        self.lost_reason.resize(n, NONE_U32);
+        self.amount.resize(n, f64::NAN);
+        self.currency.resize(n, NONE_U32);
+        for a in &mut self.attrs {
+            a.resize(n, NONE_U32);
+        }
+        for r in &mut self.reach {
+            r.resize(n, NONE_I64);
         }
     }
-}
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    Won,
-    Lost,
-}
-
-/// Derives the deal tables from `events` (the store snapshot) at `t_ms`,
-/// ignoring events after `t_ms`.
-pub fn derive(events: &[RecordBatch], pipelines: &[Pipeline], t_ms: i64) -> DealTables {
-    let cols: Vec<Cols> = events.iter().map(Cols::new).collect();
-    // (deal, occurred_at, batch, row) of every event up to T, in deal order.
-    let mut rows: Vec<(u32, i64, u32, u32)> = Vec::with_capacity(events.iter().map(|b| b.num_rows()).sum());
-    for (bi, c) in cols.iter().enumerate() {
-        for r in 0..c.at.len() {
-            let at = c.at.value(r);
-            if at <= t_ms {
-                rows.push((c.deal.value(r), at, bi as u32, r as u32));
-            }
+    /// Marks a slot free: its deal holds no events any more.
+    pub fn kill(&mut self, slot: u32) {
+        if let Some(l) = self.live.get_mut(slot as usize) {
+            *l = false;
         }
     }
-    let event_id = |&(_, _, b, r): &(u32, i64, u32, u32)| cols[b as usize].event_id.value(r as usize);
-    rows.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| event_id(a).cmp(event_id(b))));
 
-    let mut stage_offsets = Vec::with_capacity(pipelines.len());
-    let mut n = 0u16;
-    for p in pipelines {
-        stage_offsets.push(n);
-        n += p.stages.len() as u16;
-    }
-    let values = |name: &str| -> ArrayRef {
-        events
-            .first()
-            .map(|b| b.column_by_name(name).expect("column").as_any_dictionary().values().clone())
-            .unwrap_or_else(|| Arc::new(StringArray::from(Vec::<&str>::new())))
-    };
-
-    // Deals in (pipeline, deal_id) order, not in deal-key (arrival) order:
-    // floating-point sums over the tables then add in the same order
-    // whatever order the events arrived in.
-    let deal_ids = values("deal_id");
-    let deal_ids = deal_ids.as_string::<i32>();
-    let mut groups: Vec<&[(u32, i64, u32, u32)]> = rows.chunk_by(|a, b| a.0 == b.0).collect();
-    groups.sort_by_cached_key(|g| {
-        (cols[g[0].2 as usize].pipeline.value(g[0].3 as usize), deal_ids.value(g[0].0 as usize))
-    });
-
-    let mut d = DealsBuilder::default();
-    let mut r = ReachedBuilder::default();
-    let mut entered: Vec<Option<i64>> = Vec::new();
-    for group in groups {
-        let first = &cols[group[0].2 as usize];
-        let p_idx = first.pipeline.value(group[0].3 as usize) as usize;
-        let p = &pipelines[p_idx];
-        let offset = stage_offsets[p_idx];
-        entered.clear();
-        entered.resize(p.stages.len(), None);
-        let mut state = None;
-        let mut stage: Option<u16> = None;
-        let mut stage_since = 0;
-        let mut lost: Option<(i64, Option<String>)> = None;
-        let mut amount = None;
-        let mut currency: Option<&str> = None;
-        let mut attrs: [Option<u32>; 4] = [None; 4];
-        for &(_, at, b, row) in group {
-            let c = &cols[b as usize];
-            let row = row as usize;
-            let kind = EventType::ALL[c.kind.value(row) as usize];
-            if kind.bears_stage() {
-                let key = c.stage.value(row);
-                let s = (key - offset) as usize;
-                entered[s].get_or_insert(at);
-                state = Some(if s >= p.won { State::Won } else { State::Open });
-                stage = Some(key);
-                stage_since = at;
-            } else if kind == EventType::DealLost {
-                state = Some(State::Lost);
-                let reason = c.lost_reason.is_valid(row).then(|| dict_value(c.lost_reason, row).to_string());
-                lost = Some((at, reason));
+    /// Re-derives the facts of deal `slot` of pipeline `p_idx` from its
+    /// events in order, ignoring those after `t_ms` (a deal with none up to
+    /// `t_ms` is left out of the tables). `parts` gives the
+    /// dictionary keys of each attribute set.
+    pub fn derive<'a>(
+        &mut self,
+        slot: u32,
+        p_idx: u16,
+        p: &Pipeline,
+        events: impl Iterator<Item = Ev<'a>>,
+        parts: &[[Option<u32>; 7]],
+        t_ms: i64,
+    ) {
+        let s = slot as usize;
+        self.grow(s);
+        self.live[s] = true;
+        self.pipeline[s] = p_idx;
+        self.entered.clear();
+        self.entered.resize(p.stages.len(), NONE_I64);
+        let (mut state, mut stage, mut stage_since) = (NO_STATE, NONE_U16, NONE_I64);
+        let (mut lost, mut lost_reason) = (NONE_I64, NONE_U32);
+        let mut amount = f64::NAN;
+        let mut currency = NONE_U32;
+        let mut attrs = [NONE_U32; 4];
+        let mut any = false;
+        for e in events.take_while(|e| e.at <= t_ms) {
+            any = true;
+            let strings = &parts[e.attrs as usize];
+            if e.kind.bears_stage() {
+                let i = e.stage.expect("stage-bearing events have a stage");
+                let first = &mut self.entered[usize::from(i)];
+                if *first == NONE_I64 {
+                    *first = e.at;
+                }
+                state = if usize::from(i) >= p.won { WON } else { OPEN };
+                stage = i;
+                stage_since = e.at;
+            } else if e.kind == EventType::DealLost {
+                state = LOST;
+                lost = e.at;
+                lost_reason = strings[LOST_REASON].unwrap_or(NONE_U32);
             }
-            if c.amount.is_valid(row) {
-                amount = Some(c.amount.value(row));
+            if let Some(a) = e.amount {
+                amount = a;
             }
-            if c.currency.is_valid(row) {
-                currency = Some(dict_value(c.currency, row));
+            if let Some(c) = strings[CURRENCY] {
+                currency = c;
             }
-            for (a, col) in attrs.iter_mut().zip(&c.attrs) {
-                if col.is_valid(row) {
-                    *a = Some(col.keys().value(row));
+            for (a, (_, at)) in attrs.iter_mut().zip(ATTRIBUTES) {
+                if let Some(k) = strings[at] {
+                    *a = k;
                 }
             }
         }
-
         // R(d, i) = min over j >= i of E(d, s_j): a suffix minimum.
-        let mut reach = vec![None; entered.len()];
-        let mut min: Option<i64> = None;
-        for i in (0..entered.len()).rev() {
-            min = match (min, entered[i]) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            reach[i] = min;
+        let mut min = NONE_I64;
+        for i in (0..self.reach.len()).rev() {
+            let e = self.entered.get(i).copied().unwrap_or(NONE_I64);
+            if e != NONE_I64 && (min == NONE_I64 || e < min) {
+                min = e;
+            }
+            self.reach[i][s] = min;
         }
-        let created = reach.first().copied().flatten();
-        let deal_key = group[0].0;
-        if let Some(created) = created {
-            for (i, at) in reach.iter().enumerate() {
-                let Some(at) = *at else { break };
-                r.deal_key.append_value(deal_key);
-                r.pipeline.append_value(p_idx as u16);
-                r.stage_index.append_value(i as i32);
-                r.funnel_stage.append_value(offset + i as u16);
-                r.reached.append_value(at);
-                r.prev.append_option(i.checked_sub(1).and_then(|j| reach[j]));
-                r.created.append_value(created);
+        // A deal whose events all lie after T is not a deal yet.
+        self.live[s] = any;
+        self.state[s] = state;
+        self.stage[s] = stage;
+        self.stage_since[s] = stage_since;
+        let is_lost = state == LOST;
+        self.lost[s] = if is_lost { lost } else { NONE_I64 };
+        self.lost_reason[s] = if is_lost { lost_reason } else { NONE_U32 };
+        self.amount[s] = amount;
+        self.currency[s] = currency;
+        for (col, a) in self.attrs.iter_mut().zip(attrs) {
+            col[s] = a;
+        }
+    }
+
+    /// The `deals` table and the `reached` table (one batch per stage index).
+    pub fn tables(&self, pipelines: &[Pipeline], v: &Values) -> (RecordBatch, Vec<RecordBatch>) {
+        let n = self.live.len();
+        let slots = UInt32Array::from_iter_values(0..n as u32);
+        let pipeline = UInt16Array::from(self.pipeline.clone());
+        let created = &self.reach.first().map(Vec::as_slice).unwrap_or(&[]);
+        let won: Vec<i64> = (0..n).map(|s| self.reach[pipelines[self.pipeline[s] as usize].won][s]).collect();
+        let stage_key: Vec<u16> = (0..n)
+            .map(|s| match self.stage[s] {
+                NONE_U16 => NONE_U16,
+                i => v.stage_offsets[self.pipeline[s] as usize] + i,
+            })
+            .collect();
+        let states: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec!["open", "won", "lost"]));
+        // Lost reasons: the dictionary's values plus "unspecified" (docs/metrics.md §5).
+        let reasons = with_extra(&v.strings[LOST_REASON], "unspecified");
+        let unspecified = (reasons.len() - 1) as u32;
+        let lost_reason: Vec<u32> = (0..n)
+            .map(|s| match (self.state[s], self.lost_reason[s]) {
+                (LOST, NONE_U32) => unspecified,
+                (LOST, k) => k,
+                _ => NONE_U32,
+            })
+            .collect();
+        // Currencies: the dictionary's values plus each pipeline's default.
+        let mut currencies = Vec::new();
+        let base = v.strings[CURRENCY].len() as u32;
+        let defaults: Vec<&str> = pipelines.iter().map(|p| p.currency.as_str()).collect();
+        let currency_values = with_extras(&v.strings[CURRENCY], &defaults);
+        currencies.extend((0..n).map(|s| match self.currency[s] {
+            NONE_U32 => base + u32::from(self.pipeline[s]),
+            k => k,
+        }));
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(slots.clone()),
+            dictionary(pipeline.clone(), v.pipelines),
+            dictionary(slots.clone(), v.deal_ids),
+            Arc::new(opt::<Int64Type>(created, NONE_I64)),
+            Arc::new(opt::<Int64Type>(&won, NONE_I64)),
+            dictionary(opt::<UInt8Type>(&self.state, NO_STATE), &states),
+            dictionary(opt::<UInt16Type>(&stage_key, NONE_U16), v.stages),
+            Arc::new(Int32Array::from_iter(self.stage.iter().map(|&i| (i != NONE_U16).then_some(i32::from(i))))),
+            Arc::new(opt::<Int64Type>(&self.stage_since, NONE_I64)),
+            Arc::new(opt::<Int64Type>(&self.lost, NONE_I64)),
+            dictionary(opt::<UInt32Type>(&lost_reason, NONE_U32), &reasons),
+            Arc::new(Float64Array::from_iter(self.amount.iter().map(|a| (!a.is_nan()).then_some(*a)))),
+            dictionary(UInt32Array::from(currencies), &currency_values),
+        ];
+        for (col, (_, at)) in self.attrs.iter().zip(ATTRIBUTES) {
+            cols.push(dictionary(opt::<UInt32Type>(col, NONE_U32), &v.strings[at]));
+        }
+        let live = BooleanArray::from(self.live.clone());
+        let deals = RecordBatch::try_new(deals_schema(), cols).expect("deals schema");
+        let deals = filter_record_batch(&deals, &live).expect("live mask");
+
+        let funnel_base: Vec<u16> = self.pipeline.iter().map(|&p| v.stage_offsets[p as usize]).collect();
+        let mut reached = Vec::with_capacity(self.reach.len());
+        for (i, r) in self.reach.iter().enumerate() {
+            let mask = BooleanArray::from_iter((0..n).map(|s| Some(self.live[s] && r[s] != NONE_I64)));
+            // Stage i of the deal's pipeline; 0 where the row is left out (a shorter pipeline).
+            let funnel = UInt16Array::from_iter_values(
+                (0..n).map(|s| if r[s] == NONE_I64 { 0 } else { funnel_base[s] + i as u16 }),
+            );
+            let prev: ArrayRef = match i {
+                0 => Arc::new(Int64Array::new_null(n)),
+                _ => Arc::new(opt::<Int64Type>(&self.reach[i - 1], NONE_I64)),
+            };
+            let cols: Vec<ArrayRef> = vec![
+                Arc::new(slots.clone()),
+                dictionary(pipeline.clone(), v.pipelines),
+                Arc::new(Int32Array::from_value(i as i32, n)),
+                dictionary(funnel, v.stages),
+                Arc::new(Int64Array::from(r.clone())),
+                prev,
+                Arc::new(Int64Array::from(created.to_vec())),
+            ];
+            let batch = RecordBatch::try_new(reached_schema(), cols).expect("reached schema");
+            let batch = filter_record_batch(&batch, &mask).expect("reached mask");
+            if batch.num_rows() > 0 {
+                reached.push(batch);
             }
         }
-
-        d.deal_key.append_value(deal_key);
-        d.pipeline.append_value(p_idx as u16);
-        d.created.append_option(created);
-        d.won.append_option(reach.get(p.won).copied().flatten());
-        d.state.append_option(state.map(|s| match s {
-            State::Open => "open",
-            State::Won => "won",
-            State::Lost => "lost",
-        }));
-        d.stage.append_option(stage);
-        d.stage_index.append_option(stage.map(|k| (k - offset) as i32));
-        d.stage_since.append_option(stage.map(|_| stage_since));
-        let lost = lost.filter(|_| state == Some(State::Lost));
-        d.lost.append_option(lost.as_ref().map(|l| l.0));
-        d.lost_reason.append_option(lost.map(|l| l.1.unwrap_or_else(|| "unspecified".into())));
-        d.amount.append_option(amount);
-        d.currency.append_value(currency.unwrap_or(&p.currency));
-        for (b, a) in d.attrs.iter_mut().zip(attrs) {
-            b.append_option(a);
-        }
+        (deals, reached)
     }
 
-    let stage_values = values("stage");
-    let pipeline_values = values("pipeline");
-    let deal_keys = d.deal_key.finish();
-    let mut deal_cols: Vec<ArrayRef> = vec![
-        Arc::new(deal_keys.clone()),
-        dictionary(d.pipeline.finish(), &pipeline_values),
-        dictionary(deal_keys, &values("deal_id")),
-        Arc::new(d.created.finish()),
-        Arc::new(d.won.finish()),
-        Arc::new(d.state.finish()),
-        dictionary(d.stage.finish(), &stage_values),
-        Arc::new(d.stage_index.finish()),
-        Arc::new(d.stage_since.finish()),
-        Arc::new(d.lost.finish()),
-        Arc::new(d.lost_reason.finish()),
-        Arc::new(d.amount.finish()),
-        Arc::new(d.currency.finish()),
-    ];
-    for (b, name) in d.attrs.iter_mut().zip(ATTRIBUTES) {
-        deal_cols.push(dictionary(b.finish(), &values(name)));
-    }
-    let reached_cols: Vec<ArrayRef> = vec![
-        Arc::new(r.deal_key.finish()),
-        dictionary(r.pipeline.finish(), &pipeline_values),
-        Arc::new(r.stage_index.finish()),
-        dictionary(r.funnel_stage.finish(), &stage_values),
-        Arc::new(r.reached.finish()),
-        Arc::new(r.prev.finish()),
-        Arc::new(r.created.finish()),
-    ];
-    DealTables {
-        deals: RecordBatch::try_new(deals_schema(), deal_cols).expect("deals schema"),
-        reached: RecordBatch::try_new(reached_schema(), reached_cols).expect("reached schema"),
+    /// Bytes held by the columns.
+    pub fn bytes(&self) -> usize {
+        let n = self.live.capacity();
+        n * (1 + 2 + 1 + 2 + 8 + 8 + 4 + 8 + 4 + 4 * 4 + 8 * self.reach.len())
     }
 }
 
-fn dict_value(a: &DictionaryArray<UInt32Type>, row: usize) -> &str {
-    a.values().as_string::<i32>().value(a.keys().value(row) as usize)
+/// A primitive array with `none` read as null.
+fn opt<T: ArrowPrimitiveType>(values: &[T::Native], none: T::Native) -> PrimitiveArray<T> {
+    let nulls = NullBuffer::new(BooleanBuffer::collect_bool(values.len(), |i| values[i] != none));
+    PrimitiveArray::new(ScalarBuffer::from(values.to_vec()), Some(nulls))
 }
 
-#[derive(Default)]
-struct DealsBuilder {
-    deal_key: UInt32Builder,
-    pipeline: UInt16Builder,
-    created: Int64Builder,
-    won: Int64Builder,
-    state: StringBuilder,
-    stage: UInt16Builder,
-    stage_index: Int32Builder,
-    stage_since: Int64Builder,
-    lost: Int64Builder,
-    lost_reason: StringBuilder,
-    amount: Float64Builder,
-    currency: StringBuilder,
-    attrs: [UInt32Builder; 4],
+fn with_extra(values: &ArrayRef, extra: &str) -> ArrayRef {
+    with_extras(values, &[extra])
 }
 
-#[derive(Default)]
-struct ReachedBuilder {
-    deal_key: UInt32Builder,
-    pipeline: UInt16Builder,
-    stage_index: Int32Builder,
-    funnel_stage: UInt16Builder,
-    reached: Int64Builder,
-    prev: Int64Builder,
-    created: Int64Builder,
+/// String values followed by `extras`.
+fn with_extras(values: &ArrayRef, extras: &[&str]) -> ArrayRef {
+    use datafusion::arrow::array::AsArray;
+    let v = values.as_string::<i32>();
+    Arc::new(
+        v.iter()
+            .map(|s| Some(s.unwrap_or("")))
+            .chain(extras.iter().map(|e| Some(*e)))
+            .collect::<datafusion::arrow::array::StringArray>(),
+    )
 }

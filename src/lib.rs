@@ -7,8 +7,9 @@
 //!
 //! ```text
 //! source::{kafka, file, generator} ─▶ source::Ingest ─▶ event (decode, validate)
-//!        ─▶ store (per-partition Arrow batches, dedup, retention)
-//!        ─▶ engine (refresh loop: deals + queries/*.sql over a snapshot) ─▶ Snapshot
+//!        ─▶ store (per-deal event logs, dedup, retention; marks touched deals)
+//!        ─▶ deals (per-deal facts, derived again only for touched deals)
+//!        ─▶ engine (refresh: queries/*.sql over the facts) ─▶ Snapshot ─▶ state
 //!        ─▶ export (Prometheus text) ─▶ web (axum: /metrics, probes, dashboard, /api)
 //! ```
 //!
@@ -17,12 +18,14 @@
 //! - [`source`]: where events come from (a Kafka consumer group, a file, the
 //!   generator), and [`source::Ingest`], the one
 //!   path every source takes into the store.
-//! - [`store`]: accepted events per partition, deduplicated, evicted past retention.
-//! - [`deals`]: per-deal facts (reach times, state, attributes) derived at `T`.
-//! - [`engine`]: the DataFusion session, query files and [`engine::Snapshot`].
+//! - [`store`]: every accepted event once, in its deal's log; deduplicated,
+//!   evicted past retention; keeps the per-deal facts up to date.
+//! - [`deals`]: per-deal facts (reach times, state, attributes) and their tables.
+//! - [`engine`]: the DataFusion session, query files, SQL functions and [`engine::Snapshot`].
 //! - [`export`]: metric families, the text format and the service metrics.
-//! - [`app`]: the shared state and the wiring of sources, refresh loop and server.
+//! - [`state`]: the shared state: published snapshot, readiness, versions, shutdown.
 //! - [`web`]: the HTTP router: metrics, probes, the dashboard and its JSON API.
+//! - [`app`]: the wiring of store, state, source, refresh loop and server.
 //! - [`cli`]: the commands (`serve`, `demo`, `generate`, `publish`, `check`).
 
 pub mod app;
@@ -33,5 +36,6 @@ pub mod engine;
 pub mod event;
 pub mod export;
 pub mod source;
+pub mod state;
 pub mod store;
 pub mod web;

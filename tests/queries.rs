@@ -16,7 +16,7 @@ use funnelwatch::config::Config;
 use funnelwatch::engine::{Engine, Snapshot, load_queries};
 use funnelwatch::event::Reason;
 use funnelwatch::source::generator::Generator;
-use funnelwatch::source::{Ingest, Pushed, now_ms};
+use funnelwatch::source::{Pushed, now_ms};
 use funnelwatch::store::PartitionKey;
 use serde_json::{Value, json};
 
@@ -70,7 +70,7 @@ stages = [
 /// and returns the published snapshot and what every push did.
 async fn run(config: &Config, pushes: &[(i32, Vec<String>)]) -> (Arc<Snapshot>, Vec<Pushed>) {
     let app = App::new(config.clone());
-    let ingest = Ingest::new(app.clone());
+    let ingest = app.ingest();
     let pushed = pushes
         .iter()
         .map(|(part, lines)| ingest.push(&PartitionKey::new("t", *part), lines.iter().map(|l| l.as_bytes())))
@@ -78,7 +78,7 @@ async fn run(config: &Config, pushes: &[(i32, Vec<String>)]) -> (Arc<Snapshot>, 
     let engine = Engine::new(config).expect("the queries load");
     ingest.caught_up();
     app.refresh(&engine).await;
-    let snap = app.snapshot.load_full();
+    let snap = app.state().snapshot();
     assert_eq!(snap.version, 1, "the refresh was published");
     for (file, result) in &snap.queries {
         assert!(result.is_ok(), "{file}: {result:?}");

@@ -32,8 +32,7 @@ use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::watch;
 
 use super::{Ingest, now_ms};
-use crate::app::App;
-use crate::config::{Clock, KafkaConfig};
+use crate::config::{Clock, Config, KafkaConfig};
 use crate::event::{Reason, Rejection};
 use crate::store::PartitionKey;
 
@@ -52,18 +51,38 @@ pub fn client_config(brokers: &str, properties: &std::collections::BTreeMap<Stri
     c
 }
 
+/// What the Kafka source takes from the configuration.
+pub struct Settings {
+    kafka: KafkaConfig,
+    clock: Clock,
+    retention_ms: i64,
+    max_clock_skew_ms: i64,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            kafka: config.kafka.clone().context("--source kafka needs a [kafka] section in the configuration")?,
+            clock: config.clock,
+            retention_ms: config.retention_ms,
+            max_clock_skew_ms: config.max_clock_skew_ms,
+        })
+    }
+}
+
 /// Runs the consumer until `shutdown` turns true.
-pub async fn run(ingest: Ingest, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let app = ingest.app.clone();
-    let k = app.config.kafka.clone().context("--source kafka needs a [kafka] section in the configuration")?;
-    app.connected.store(false, Ordering::SeqCst);
-    let metrics = KafkaMetrics::new(&app.metrics.registry, &k);
+pub async fn run(ingest: Ingest, settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let k = settings.kafka.clone();
+    ingest.set_connected(false);
+    let metrics = KafkaMetrics::new(ingest.registry(), &k);
     let dead_letters = match &k.dead_letter_topic {
         Some(topic) => Some(DeadLetters::new(&k, topic, metrics.clone())?),
         None => None,
     };
     let context = Context {
         ingest,
+        settings,
+        reported_caught_up: AtomicBool::new(false),
         metrics,
         parts: Mutex::new(HashMap::new()),
         assigned: AtomicBool::new(false),
@@ -154,6 +173,9 @@ impl Part {
 
 struct Context {
     ingest: Ingest,
+    settings: Settings,
+    /// What the source last told `ingest` about catching up.
+    reported_caught_up: AtomicBool,
     metrics: KafkaMetrics,
     parts: Mutex<HashMap<PartitionKey, Part>>,
     /// The group has given this member an assignment (maybe empty).
@@ -163,8 +185,9 @@ struct Context {
 }
 
 impl Context {
-    fn app(&self) -> &App {
-        &self.ingest.app
+    fn set_caught_up(&self, caught_up: bool) {
+        self.reported_caught_up.store(caught_up, Ordering::SeqCst);
+        self.ingest.set_caught_up(caught_up);
     }
 
     /// Pushes a polled batch, partition by partition in poll order; then
@@ -219,7 +242,7 @@ impl Context {
         }
     }
 
-    /// Tells the app whether every assigned partition has caught up.
+    /// Tells the server whether every assigned partition has caught up.
     fn report_progress(&self, consumer: &BaseConsumer<Context>) {
         let caught_up = self.assigned.load(Ordering::SeqCst) && {
             let mut parts = self.parts.lock().expect("parts lock");
@@ -231,17 +254,17 @@ impl Context {
             }
             parts.values().all(Part::caught_up)
         };
-        if caught_up != self.app().is_caught_up() {
+        if caught_up != self.reported_caught_up.load(Ordering::SeqCst) {
             if caught_up {
                 tracing::info!("every assigned partition has caught up");
             }
-            self.app().set_caught_up(caught_up);
+            self.set_caught_up(caught_up);
         }
     }
 
     /// Where an assigned partition starts, and what it must reach to be caught up.
     fn plan(&self, consumer: &BaseConsumer<Context>, tpl: &TopicPartitionList) -> HashMap<PartitionKey, Part> {
-        let config = &self.app().config;
+        let config = &self.settings;
         let watermarks: HashMap<PartitionKey, (i64, i64)> = tpl
             .elements()
             .iter()
@@ -296,7 +319,7 @@ impl Context {
 impl ClientContext for Context {
     fn stats(&self, s: Statistics) {
         let connected = s.brokers.values().any(|b| b.state == "UP" && b.source != "internal" && b.source != "logical");
-        if self.app().connected.swap(connected, Ordering::SeqCst) != connected {
+        if self.ingest.set_connected(connected) != connected {
             if connected {
                 tracing::info!("connected to the Kafka brokers");
             } else {
@@ -325,18 +348,17 @@ impl ConsumerContext for Context {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         // Nothing is published while the assignment changes.
-        self.app().set_caught_up(false);
+        self.set_caught_up(false);
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.metrics.rebalances.with_label_values(&["assign"]).inc();
                 let plan = self.plan(consumer, tpl);
-                let mut store = self.app().store.lock().expect("store lock");
                 let mut parts = self.parts.lock().expect("parts lock");
                 for (key, part) in plan {
                     tracing::info!(topic = %key.topic, partition = key.partition, start = part.next, high_watermark = ?part.listed, committed = part.committed, "assigned; rebuilding");
                     tpl.set_partition_offset(&key.topic, key.partition, Offset::Offset(part.next))
                         .expect("partition is in the list");
-                    store.drop_partition(&key);
+                    self.ingest.drop_partition(&key);
                     parts.insert(key, part);
                 }
                 self.metrics.assigned.set(parts.len() as i64);
@@ -348,12 +370,11 @@ impl ConsumerContext for Context {
                 if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                     log_commit_error(&e);
                 }
-                let mut store = self.app().store.lock().expect("store lock");
                 let mut parts = self.parts.lock().expect("parts lock");
                 for e in tpl.elements() {
                     let key = PartitionKey::new(e.topic(), e.partition());
                     tracing::info!(topic = %key.topic, partition = key.partition, "revoked; dropping its events");
-                    store.drop_partition(&key);
+                    self.ingest.drop_partition(&key);
                     parts.remove(&key);
                     let _ = self.metrics.lag.remove_label_values(&[&*key.topic, &key.partition.to_string()]);
                 }

@@ -1,9 +1,11 @@
 //! Where events come from. Every source hands raw messages to [`Ingest`],
 //! the one path into the store: decode, validate, dedup, count, and log
-//! rejections at a bounded rate. A source calls [`Ingest::caught_up`] once
+//! rejections at a bounded rate. `Ingest` is all a source sees of the
+//! server: push, drop a partition, caught up or behind, connected, and the
+//! registry for its own metrics. A source calls [`Ingest::caught_up`] once
 //! it has delivered its backlog (a file read to the end, the generator's
 //! history); readiness waits for that. The Kafka source also reports falling
-//! behind (a rebalance) and catching up again through [`App::set_caught_up`].
+//! behind (a rebalance) and catching up again ([`Ingest::set_caught_up`]).
 //! A source that ends (a FIFO closed) leaves the server running on what it
 //! has; a source that fails stops the server with its error.
 
@@ -12,15 +14,16 @@ pub mod generator;
 pub mod kafka;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::app::App;
-use crate::config::Clock;
-use crate::event::{Reason, Rejection};
-use crate::store::{Inserted, PartitionKey};
+use crate::config::{Clock, Config};
+use crate::event::{Decoder, Event, Reason, Rejection};
+use crate::export::ServiceMetrics;
+use crate::state::State;
+use crate::store::{Inserted, PartitionKey, Store};
 
 /// Wall-clock milliseconds since the epoch.
 pub fn now_ms() -> i64 {
@@ -54,17 +57,21 @@ impl std::str::FromStr for Source {
 
 impl Source {
     /// Runs until the source ends (a file is read) or `shutdown` turns true.
-    pub async fn run(self, ingest: Ingest, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    /// Each source takes its own part of the configuration.
+    pub async fn run(self, ingest: Ingest, config: &Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         match self {
             Source::File(path) => file::run(&path, &ingest, shutdown).await,
-            Source::Generator { deals, days, seed } => generator_source(ingest, deals, days, seed, shutdown).await,
-            Source::Kafka => kafka::run(ingest, shutdown).await,
+            Source::Generator { deals, days, seed } => {
+                generator_source(ingest, &config.pipelines, deals, days, seed, shutdown).await
+            }
+            Source::Kafka => kafka::run(ingest, kafka::Settings::from_config(config)?, shutdown).await,
         }
     }
 }
 
 async fn generator_source(
     ingest: Ingest,
+    pipelines: &[crate::config::Pipeline],
     deals: usize,
     days: u32,
     seed: u64,
@@ -72,8 +79,7 @@ async fn generator_source(
 ) -> anyhow::Result<()> {
     let part = PartitionKey::new("generator", 0);
     let now = now_ms();
-    let mut g =
-        generator::Generator::new(ingest.app.decoder.pipelines(), deals, days, seed, now - days as i64 * 86_400_000);
+    let mut g = generator::Generator::new(pipelines, deals, days, seed, now - days as i64 * 86_400_000);
     let history = g.advance(now);
     for chunk in history.chunks(4096) {
         ingest.push(&part, chunk.iter().map(|l| l.as_bytes()));
@@ -101,25 +107,54 @@ pub struct Pushed {
 /// The handle sources push messages through.
 #[derive(Clone)]
 pub struct Ingest {
-    app: Arc<App>,
+    inner: Arc<Inner>,
 }
 
+struct Inner {
+    store: Arc<Mutex<Store>>,
+    state: Arc<State>,
+    decoder: Decoder,
+    clock: Clock,
+    metrics: Arc<ServiceMetrics>,
+    rejection_log: RejectionLog,
+}
+
+/// Pushes at least this large are decoded on two threads.
+const PARALLEL_DECODE: usize = 512;
+
 impl Ingest {
-    pub fn new(app: Arc<App>) -> Ingest {
-        Ingest { app }
+    pub fn new(config: &Config, store: Arc<Mutex<Store>>, state: Arc<State>, metrics: Arc<ServiceMetrics>) -> Ingest {
+        let decoder = Decoder::new(&config.pipelines, config.max_clock_skew_ms);
+        let rejection_log = RejectionLog::default();
+        Ingest { inner: Arc::new(Inner { store, state, decoder, clock: config.clock, metrics, rejection_log }) }
     }
 
-    /// Decodes and stores a batch of messages of one partition.
+    /// Decodes and stores a batch of messages of one partition. A large
+    /// batch is decoded on both cores, then inserted in its order.
     pub fn push<'a>(&self, part: &PartitionKey, messages: impl IntoIterator<Item = &'a [u8]>) -> Pushed {
+        let me = &*self.inner;
         let now = now_ms();
-        let decoded: Vec<_> = messages.into_iter().map(|m| self.app.decoder.decode(m, now)).collect();
-        let t = match self.app.config.clock {
+        let messages: Vec<&[u8]> = messages.into_iter().collect();
+        let decode =
+            |ms: &[&[u8]]| -> Vec<Result<Event, Rejection>> { ms.iter().map(|m| me.decoder.decode(m, now)).collect() };
+        let decoded = if messages.len() >= PARALLEL_DECODE {
+            let (a, b) = messages.split_at(messages.len() / 2);
+            std::thread::scope(|s| {
+                let second = s.spawn(|| decode(b));
+                let mut first = decode(a);
+                first.extend(second.join().expect("decoding does not panic"));
+                first
+            })
+        } else {
+            decode(&messages)
+        };
+        let t = match me.clock {
             Clock::Wall => Some(now),
             Clock::Event => None,
         };
         let mut out = Pushed::default();
         let max = {
-            let mut store = self.app.store.lock().expect("store lock");
+            let mut store = me.store.lock().expect("store lock");
             for (i, d) in decoded.into_iter().enumerate() {
                 match d.and_then(|e| store.insert(part, &e, t)) {
                     Ok(Inserted::Accepted) => out.accepted += 1,
@@ -129,7 +164,7 @@ impl Ingest {
             }
             store.max_occurred_at()
         };
-        let m = &self.app.metrics;
+        let m = &me.metrics;
         if out.accepted > 0 {
             m.events_ingested.inc_by(out.accepted as u64);
             m.last_ingest_timestamp.set(now as f64 / 1000.0);
@@ -140,21 +175,41 @@ impl Ingest {
         m.events_duplicate.inc_by(out.duplicates as u64);
         for (_, r) in &out.rejected {
             m.events_rejected.with_label_values(&[r.reason.as_str()]).inc();
-            self.app.rejection_log.log(part, r);
+            me.rejection_log.log(part, r);
         }
         out
     }
 
+    /// Forgets everything a partition held (a Kafka partition revoked or reassigned).
+    pub fn drop_partition(&self, part: &PartitionKey) {
+        self.inner.store.lock().expect("store lock").drop_partition(part);
+    }
+
     /// The source has delivered its backlog; the next refresh makes the server ready.
     pub fn caught_up(&self) {
-        self.app.set_caught_up(true);
+        self.set_caught_up(true);
+    }
+
+    /// The source reports whether it holds its backlog (false: a rebuild is under way).
+    pub fn set_caught_up(&self, caught_up: bool) {
+        self.inner.state.set_caught_up(caught_up);
+    }
+
+    /// The source reports whether it reaches its brokers; returns the previous value.
+    pub fn set_connected(&self, connected: bool) -> bool {
+        self.inner.state.set_connected(connected)
+    }
+
+    /// Where a source registers its own metrics.
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.inner.metrics.registry
     }
 }
 
 /// Logs rejections at most once per reason every ten seconds, with a count
 /// of those not logged in between.
 #[derive(Default)]
-pub struct RejectionLog {
+struct RejectionLog {
     last: std::sync::Mutex<Vec<(Reason, Instant, u64)>>,
 }
 

@@ -1,5 +1,6 @@
-//! The HTTP surface: an axum router over the shared [`App`]. Handlers only
-//! read the latest published snapshot; they never compute business numbers.
+//! The HTTP surface: an axum router over the shared [`State`], the
+//! configuration and the service metrics. Handlers only read the latest
+//! published snapshot; they never compute business numbers.
 //!
 //! - `/metrics`, `/healthz`, `/readyz`: Prometheus and probes.
 //! - `/`: the leadership dashboard; `/view`: its live part alone.
@@ -12,7 +13,6 @@ pub mod view;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -29,8 +29,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::app::App;
+use crate::config::Config;
 use crate::event::Reason;
+use crate::export::ServiceMetrics;
 use crate::source::now_ms;
 use dashboard::{PageTemplate, Selection, ViewTemplate};
 use text::Lang;
@@ -40,7 +41,15 @@ use view::{Basis, Freshness, FunnelView};
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-pub fn router(app: Arc<App>) -> Router {
+/// What the handlers read.
+struct Web {
+    state: Arc<crate::state::State>,
+    config: Arc<Config>,
+    metrics: Arc<ServiceMetrics>,
+}
+
+pub fn router(state: Arc<crate::state::State>, config: Arc<Config>, service: Arc<ServiceMetrics>) -> Router {
+    let app = Arc::new(Web { state, config, metrics: service });
     Router::new()
         .route("/", get(page))
         .route("/view", get(fragment))
@@ -73,8 +82,8 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body)
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let snap = app.snapshot.load();
+async fn metrics(State(app): State<Arc<Web>>) -> impl IntoResponse {
+    let snap = app.state.snapshot();
     let mut body = String::with_capacity(snap.text.len() + 8192);
     body.push_str(&snap.text);
     body.push_str(&app.metrics.render());
@@ -85,10 +94,10 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
-    if !app.connected.load(Ordering::SeqCst) {
+async fn readyz(State(app): State<Arc<Web>>) -> (StatusCode, &'static str) {
+    if !app.state.is_connected() {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: the Kafka brokers are unreachable; serving the last snapshot\n")
-    } else if app.is_ready() {
+    } else if app.state.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for the source to catch up and a refresh\n")
@@ -123,7 +132,7 @@ fn bad(parameter: &'static str, value: &str, allowed: &[&str]) -> BadParam {
 /// Resolves the view in the URL, with defaults: the first pipeline, the
 /// 30-day window if configured (else the first), period basis, and the
 /// language from `Accept-Language`.
-fn select(app: &App, q: &ViewQuery, headers: &HeaderMap) -> Result<Selection, BadParam> {
+fn select(app: &Web, q: &ViewQuery, headers: &HeaderMap) -> Result<Selection, BadParam> {
     let c = &app.config;
     let pipeline = match &q.pipeline {
         Some(p) if c.pipeline(p).is_some() => p.clone(),
@@ -147,7 +156,7 @@ fn select(app: &App, q: &ViewQuery, headers: &HeaderMap) -> Result<Selection, Ba
     Ok(Selection { pipeline, window, basis, lang, lang_in_url })
 }
 
-fn freshness(app: &App, t_ms: i64, version: u64) -> Freshness {
+fn freshness(app: &Web, t_ms: i64, version: u64) -> Freshness {
     let m = &app.metrics;
     let ms = |secs: f64| (secs > 0.0).then(|| (secs * 1000.0).round() as i64);
     let last_ingest_ms = ms(m.last_ingest_timestamp.get());
@@ -161,35 +170,35 @@ fn freshness(app: &App, t_ms: i64, version: u64) -> Freshness {
             .iter()
             .map(|r| m.events_rejected.with_label_values(&[r.as_str()]).get() as f64)
             .sum(),
-        stale: app.is_caught_up() && last_ingest_ms.is_none_or(|at| now - at > app.config.stale_after_ms),
+        stale: app.state.is_caught_up() && last_ingest_ms.is_none_or(|at| now - at > app.config.stale_after_ms),
     }
 }
 
-fn funnel_view(app: &App, sel: &Selection) -> FunnelView {
-    let snap = app.snapshot.load();
+fn funnel_view(app: &Web, sel: &Selection) -> FunnelView {
+    let snap = app.state.snapshot();
     let p = app.config.pipeline(&sel.pipeline).expect("selected pipeline exists");
     FunnelView::build(&snap, p, &sel.window, sel.basis, freshness(app, snap.t_ms, snap.version))
 }
 
-fn view_template(app: &App, sel: &Selection) -> ViewTemplate {
-    ViewTemplate::new(&funnel_view(app, sel), &app.config, sel.lang, app.is_ready(), now_ms())
+fn view_template(app: &Web, sel: &Selection) -> ViewTemplate {
+    ViewTemplate::new(&funnel_view(app, sel), &app.config, sel.lang, app.state.is_ready(), now_ms())
 }
 
-async fn page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<ViewQuery>) -> Response {
+async fn page(State(app): State<Arc<Web>>, headers: HeaderMap, Query(q): Query<ViewQuery>) -> Response {
     match select(&app, &q, &headers) {
         Ok(sel) => PageTemplate::new(&sel, &app.config, view_template(&app, &sel)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn fragment(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<ViewQuery>) -> Response {
+async fn fragment(State(app): State<Arc<Web>>, headers: HeaderMap, Query(q): Query<ViewQuery>) -> Response {
     match select(&app, &q, &headers) {
         Ok(sel) => view_template(&app, &sel).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn funnel(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<ViewQuery>) -> Response {
+async fn funnel(State(app): State<Arc<Web>>, headers: HeaderMap, Query(q): Query<ViewQuery>) -> Response {
     match select(&app, &q, &headers) {
         Ok(sel) => Json(funnel_view(&app, &sel)).into_response(),
         Err(e) => e.into_response(),
@@ -217,7 +226,7 @@ struct StageJson<'a> {
     sla_seconds: Option<f64>,
 }
 
-async fn pipelines(State(app): State<Arc<App>>) -> Response {
+async fn pipelines(State(app): State<Arc<Web>>) -> Response {
     let c = &app.config;
     Json(PipelinesJson {
         pipelines: c
@@ -246,9 +255,9 @@ async fn pipelines(State(app): State<Arc<App>>) -> Response {
 
 /// Announces the current snapshot version at once, then every new one;
 /// ends when the server shuts down.
-async fn stream(State(app): State<Arc<App>>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let versions = app.versions.subscribe();
-    let shutdown = app.shutdown.subscribe();
+async fn stream(State(app): State<Arc<Web>>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let versions = app.state.versions();
+    let shutdown = app.state.shutdown_signal();
     let events = futures_util::stream::unfold((versions, shutdown, true), |(mut v, mut stop, first)| async move {
         if !first {
             tokio::select! {

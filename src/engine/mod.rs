@@ -6,19 +6,27 @@
 //! is registered as a table for later files; `-- metric: NAME` files (with
 //! `type`, `help`, `labels`, `value`) each produce one metric family.
 //! Parameters reach SQL only as registered tables (`params`, `windows`,
-//! `pipelines`, `stages`, `buckets`, `quantiles`), never as SQL text.
+//! `pipelines`, `stages`, `buckets`, `quantiles`) and as the functions of
+//! [`functions`], never as SQL text.
+//!
+//! The base tables are the store's per-deal facts (`deals`, `reached`), the
+//! activity counts per window (`activity_counts`), and `events`, which is
+//! rebuilt from the store only when some query reads it. They are split in
+//! two partitions so a refresh uses both cores; every built-in aggregate is
+//! exact (integer counts and sums, `exact_sum`, `nearest_rank`), so the
+//! output does not depend on how the partitions interleave.
+
+mod functions;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
-use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -26,6 +34,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::config::{Config, Pipeline, Window};
 use crate::deals;
 use crate::export::{self, Family, Kind, MetricSpec};
+use crate::store::{FactTables, Store};
 
 /// Histogram bucket upper bounds in seconds (METRICS.md §5).
 pub const BUCKETS: [u32; 12] =
@@ -35,28 +44,29 @@ pub const QUANTILES: [(&str, i64, i64); 2] = [("0.5", 1, 2), ("0.9", 9, 10)];
 
 /// The built-in query files, compiled in.
 const BUILTIN: &[(&str, &str)] = &[
-    ("activities.sql", include_str!("../queries/activities.sql")),
-    ("close_durations.sql", include_str!("../queries/close_durations.sql")),
-    ("cohort_conversion.sql", include_str!("../queries/cohort_conversion.sql")),
-    ("cohort_deals.sql", include_str!("../queries/cohort_deals.sql")),
-    ("evaluation_timestamp.sql", include_str!("../queries/evaluation_timestamp.sql")),
-    ("lost_deals.sql", include_str!("../queries/lost_deals.sql")),
-    ("lost_reasons.sql", include_str!("../queries/lost_reasons.sql")),
-    ("open_amount.sql", include_str!("../queries/open_amount.sql")),
-    ("open_deals.sql", include_str!("../queries/open_deals.sql")),
-    ("outcomes.sql", include_str!("../queries/outcomes.sql")),
-    ("period_conversion.sql", include_str!("../queries/period_conversion.sql")),
-    ("stage_counts.sql", include_str!("../queries/stage_counts.sql")),
-    ("stage_entries.sql", include_str!("../queries/stage_entries.sql")),
-    ("stuck_deals.sql", include_str!("../queries/stuck_deals.sql")),
-    ("time_to_close_histogram.sql", include_str!("../queries/time_to_close_histogram.sql")),
-    ("time_to_close_quantiles.sql", include_str!("../queries/time_to_close_quantiles.sql")),
-    ("transition_duration_histogram.sql", include_str!("../queries/transition_duration_histogram.sql")),
-    ("transition_duration_quantiles.sql", include_str!("../queries/transition_duration_quantiles.sql")),
-    ("transition_durations.sql", include_str!("../queries/transition_durations.sql")),
-    ("transitions.sql", include_str!("../queries/transitions.sql")),
-    ("win_rate.sql", include_str!("../queries/win_rate.sql")),
-    ("won_deals.sql", include_str!("../queries/won_deals.sql")),
+    ("activities.sql", include_str!("../../queries/activities.sql")),
+    ("close_durations.sql", include_str!("../../queries/close_durations.sql")),
+    ("cohort_conversion.sql", include_str!("../../queries/cohort_conversion.sql")),
+    ("cohort_deals.sql", include_str!("../../queries/cohort_deals.sql")),
+    ("evaluation_timestamp.sql", include_str!("../../queries/evaluation_timestamp.sql")),
+    ("lost_deals.sql", include_str!("../../queries/lost_deals.sql")),
+    ("lost_reasons.sql", include_str!("../../queries/lost_reasons.sql")),
+    ("open_amount.sql", include_str!("../../queries/open_amount.sql")),
+    ("open_deals.sql", include_str!("../../queries/open_deals.sql")),
+    ("outcomes.sql", include_str!("../../queries/outcomes.sql")),
+    ("period_conversion.sql", include_str!("../../queries/period_conversion.sql")),
+    ("stage_counts.sql", include_str!("../../queries/stage_counts.sql")),
+    ("stage_entries.sql", include_str!("../../queries/stage_entries.sql")),
+    ("stuck_deals.sql", include_str!("../../queries/stuck_deals.sql")),
+    ("time_to_close_histogram.sql", include_str!("../../queries/time_to_close_histogram.sql")),
+    ("time_to_close_quantiles.sql", include_str!("../../queries/time_to_close_quantiles.sql")),
+    ("transition_duration_histogram.sql", include_str!("../../queries/transition_duration_histogram.sql")),
+    ("transition_duration_quantiles.sql", include_str!("../../queries/transition_duration_quantiles.sql")),
+    ("transition_durations.sql", include_str!("../../queries/transition_durations.sql")),
+    ("transitions.sql", include_str!("../../queries/transitions.sql")),
+    ("win_rate.sql", include_str!("../../queries/win_rate.sql")),
+    ("window_levels.sql", include_str!("../../queries/window_levels.sql")),
+    ("won_deals.sql", include_str!("../../queries/won_deals.sql")),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,17 +217,63 @@ pub struct Engine {
     retention_ms: i64,
     queries: Vec<Query>,
     memory_limit: usize,
+    /// Some query reads the `events` table, which is then rebuilt for every refresh.
+    needs_events: bool,
+}
+
+/// What a refresh reads from the store, gathered under its lock.
+pub struct Input {
+    facts: Arc<FactTables>,
+    activities: RecordBatch,
+    events: Option<Vec<RecordBatch>>,
+}
+
+fn activity_counts_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("pipeline", DataType::Utf8, false),
+        Field::new("window", DataType::Utf8, false),
+        Field::new("activity", DataType::Utf8, false),
+        Field::new("n", DataType::Int64, false),
+    ]))
 }
 
 impl Engine {
     pub fn new(config: &Config) -> Result<Engine, Vec<String>> {
+        let queries = load_queries(config.queries_dir.as_deref())?;
+        let needs_events = queries.iter().any(|q| reads_events(&q.sql));
         Ok(Engine {
             pipelines: config.pipelines.clone(),
             windows: config.windows.clone(),
             retention_ms: config.retention_ms,
-            queries: load_queries(config.queries_dir.as_deref())?,
+            queries,
             memory_limit: config.query_memory_limit_bytes,
+            needs_events,
         })
+    }
+
+    /// Brings the store to `t_ms` and takes what the queries read from it
+    /// (call with the store locked; the queries then run without it).
+    pub fn gather(&self, store: &mut Store, t_ms: i64) -> Input {
+        let facts = store.refresh(t_ms);
+        let ranges: Vec<(i64, i64)> = self.windows.iter().map(|w| (t_ms.saturating_sub(w.ms), t_ms)).collect();
+        let (mut pipeline, mut window, mut activity, mut n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (p, name, counts) in store.activity_counts(&ranges) {
+            for (w, c) in self.windows.iter().zip(counts).filter(|(_, c)| *c > 0) {
+                pipeline.push(self.pipelines[p as usize].id.clone());
+                window.push(w.label.clone());
+                activity.push(name.to_string());
+                n.push(c as i64);
+            }
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(pipeline)),
+            Arc::new(StringArray::from(window)),
+            Arc::new(StringArray::from(activity)),
+            Arc::new(Int64Array::from(n)),
+        ];
+        let activities = RecordBatch::try_new(activity_counts_schema(), cols).expect("activity_counts schema");
+        let events = self.needs_events.then(|| store.events(t_ms));
+        Input { facts, activities, events }
     }
 
     pub fn queries(&self) -> &[Query] {
@@ -226,31 +282,26 @@ impl Engine {
 
     fn context(&self) -> datafusion::error::Result<SessionContext> {
         let runtime = RuntimeEnvBuilder::new().with_memory_limit(self.memory_limit, 1.0).build_arc()?;
-        // One partition: rows flow in table order, so floating-point sums add
-        // in the same order on every refresh (with more, batches interleave
-        // by timing and the last bits of a sum can change between refreshes).
-        // It also leaves the other core to ingestion and scrapes.
-        let config = SessionConfig::new().with_target_partitions(1).with_information_schema(false);
+        // Two partitions: both cores. The built-in aggregates are exact, so
+        // the interleaving of the partitions cannot change a bit of the output
+        // (a user query's plain SUM of doubles may differ in its last bits).
+        let config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
         Ok(SessionContext::new_with_config_rt(config, runtime))
     }
 
-    /// Registers the base tables: events (up to T), deals, reached and the parameters.
-    fn register(&self, ctx: &SessionContext, events: Vec<RecordBatch>, t_ms: i64) -> datafusion::error::Result<()> {
-        let events: Vec<RecordBatch> = events
-            .into_iter()
-            .map(|b| {
-                let at = b.column_by_name("occurred_at_ms").expect("events column").as_primitive::<Int64Type>();
-                let keep: BooleanArray = at.iter().map(|t| Some(t.is_some_and(|t| t <= t_ms))).collect();
-                filter_record_batch(&b, &keep)
-            })
-            .collect::<Result<_, _>>()?;
-        let derived = deals::derive(&events, &self.pipelines, t_ms);
-        table(ctx, "events", crate::store::events_schema(), events)?;
-        table(ctx, "deals", derived.deals.schema(), vec![derived.deals])?;
-        table(ctx, "reached", derived.reached.schema(), vec![derived.reached])?;
-        for (name, batch) in self.params(t_ms) {
-            table(ctx, name, batch.schema(), vec![batch])?;
+    /// Registers the base tables, the parameters and the functions for `t_ms`.
+    fn register(&self, ctx: &SessionContext, input: Input, t_ms: i64) -> datafusion::error::Result<()> {
+        let facts = &input.facts;
+        table(ctx, "deals", facts.deals.schema(), halves(std::slice::from_ref(&facts.deals)))?;
+        table(ctx, "reached", deals::reached_schema(), halves(&facts.reached))?;
+        table(ctx, "activity_counts", activity_counts_schema(), vec![vec![input.activities]])?;
+        if let Some(events) = input.events {
+            table(ctx, "events", crate::store::events_schema(), halves(&events))?;
         }
+        for (name, batch) in self.params(t_ms) {
+            table(ctx, name, batch.schema(), vec![vec![batch]])?;
+        }
+        functions::register(ctx, t_ms, &self.windows.iter().map(|w| w.ms).collect::<Vec<_>>());
         Ok(())
     }
 
@@ -270,7 +321,17 @@ impl Engine {
                 batch(vec![
                     ("window", strs(self.windows.iter().map(|w| w.label.as_str()).collect())),
                     ("width_ms", ints(self.windows.iter().map(|w| w.ms).collect())),
-                    ("start_ms", ints(self.windows.iter().map(|w| t_ms - w.ms).collect())),
+                    ("start_ms", ints(self.windows.iter().map(|w| t_ms.saturating_sub(w.ms)).collect())),
+                    // The window's rank by width: what `window_of` returns (see functions.rs).
+                    (
+                        "idx",
+                        i32s(
+                            self.windows
+                                .iter()
+                                .map(|w| self.windows.iter().filter(|o| o.ms < w.ms).count() as i32)
+                                .collect(),
+                        ),
+                    ),
                 ]),
             ),
             (
@@ -320,6 +381,7 @@ impl Engine {
                             BUCKETS.iter().map(|&b| b as f64).chain([f64::INFINITY]),
                         ))),
                     ),
+                    ("idx", i32s((0..=BUCKETS.len() as i32).collect())),
                 ]),
             ),
             (
@@ -335,14 +397,14 @@ impl Engine {
 
     /// Runs every query over `events` at `t_ms`. A failing query is reported
     /// in [`Snapshot::queries`] and its family left out; the rest go on.
-    pub async fn refresh(&self, events: Vec<RecordBatch>, t_ms: i64) -> Result<Snapshot, String> {
+    pub async fn refresh(&self, input: Input, t_ms: i64) -> Result<Snapshot, String> {
         let ctx = self.context().map_err(|e| e.to_string())?;
-        self.register(&ctx, events, t_ms).map_err(|e| format!("registering tables: {e}"))?;
+        self.register(&ctx, input, t_ms).map_err(|e| format!("registering tables: {e}"))?;
         let mut snap = Snapshot { t_ms, ..Default::default() };
         for q in &self.queries {
             let start = Instant::now();
             let result = run(&ctx, q).await.and_then(|(schema, batches)| match &q.output {
-                Output::Table(name) => table(&ctx, name, schema, batches).map_err(|e| e.to_string()),
+                Output::Table(name) => table(&ctx, name, schema, vec![batches]).map_err(|e| e.to_string()),
                 Output::Metric(spec) => export::family(spec, &batches).map(|f| snap.families.push(f)),
             });
             snap.queries.push((q.file.clone(), result.map(|()| start.elapsed().as_secs_f64())));
@@ -357,7 +419,10 @@ impl Engine {
             Ok(c) => c,
             Err(e) => return vec![e.to_string()],
         };
-        if let Err(e) = self.register(&ctx, vec![], 0) {
+        let mut store = Store::new(&self.pipelines, self.retention_ms);
+        let mut input = self.gather(&mut store, 0);
+        input.events = Some(Vec::new());
+        if let Err(e) = self.register(&ctx, input, 0) {
             return vec![e.to_string()];
         }
         let mut errs = Vec::new();
@@ -372,7 +437,7 @@ impl Engine {
             };
             match &q.output {
                 Output::Table(name) => {
-                    if let Err(e) = table(&ctx, name, schema, vec![]) {
+                    if let Err(e) = table(&ctx, name, schema, vec![vec![]]) {
                         errs.push(format!("{}: {e}", q.file));
                     }
                 }
@@ -405,9 +470,39 @@ fn table(
     ctx: &SessionContext,
     name: &str,
     schema: SchemaRef,
-    batches: Vec<RecordBatch>,
+    partitions: Vec<Vec<RecordBatch>>,
 ) -> datafusion::error::Result<()> {
-    let t = MemTable::try_new(schema, vec![batches])?;
+    let t = MemTable::try_new(schema, partitions)?;
     ctx.register_table(name, Arc::new(t))?;
     Ok(())
+}
+
+/// The batches' rows in two partitions of about equal size (zero-copy slices).
+fn halves(batches: &[RecordBatch]) -> Vec<Vec<RecordBatch>> {
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut parts = vec![Vec::new(), Vec::new()];
+    let mut seen = 0;
+    for b in batches {
+        let split = (total / 2).saturating_sub(seen).min(b.num_rows());
+        if split > 0 {
+            parts[0].push(b.slice(0, split));
+        }
+        if split < b.num_rows() {
+            parts[1].push(b.slice(split, b.num_rows() - split));
+        }
+        seen += b.num_rows();
+    }
+    parts
+}
+
+/// Whether a query's SQL names the `events` table (as a table, not a CTE).
+fn reads_events(sql: &str) -> bool {
+    let ctx = SessionContext::new();
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    match state.sql_to_statement(sql, &dialect).and_then(|st| state.resolve_table_references(&st)) {
+        Ok(tables) => tables.iter().any(|t| t.table() == "events"),
+        // Unparsable: `check` and the refresh report it; assume the worst meanwhile.
+        Err(_) => true,
+    }
 }

@@ -1,0 +1,794 @@
+//! The in-memory event store: every accepted event, once, in its deal's
+//! log; the per-deal facts kept up to date from those logs; retention.
+//!
+//! Invariants:
+//! - an `event_id` is held at most once across all partitions (first wins);
+//! - after [`Store::refresh`] at `T`, every held event has
+//!   `occurred_at > T − retention`, and the facts of every deal equal a
+//!   replay of its held events up to `T` (docs/metrics.md §4): an insert,
+//!   an eviction or a dropped partition marks exactly the deals it touched,
+//!   and only those are derived again;
+//! - memory is proportional to the events held: dictionaries, attribute
+//!   sets and deal slots are given back when their last event goes.
+//!
+//! An event's seven optional strings are interned together as one
+//! *attribute set* key (few combinations occur), each string in a
+//! store-wide dictionary. The `events` table is not kept as such: it is
+//! rebuilt from the logs for the queries that read it ([`Store::events`]).
+
+pub(crate) mod ids;
+pub(crate) mod log;
+mod times;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayBuilder, ArrayRef, DictionaryArray, Float64Builder, Int64Builder, PrimitiveArray, RecordBatch, StringArray,
+    StringBuilder, UInt8Builder, UInt16Builder, UInt32Builder,
+};
+use datafusion::arrow::datatypes::{ArrowDictionaryKeyType, DataType, Field, Schema, SchemaRef};
+
+use crate::config::Pipeline;
+use crate::deals::{self, Facts};
+use crate::event::{Event, EventType, Reason, Rejection};
+use ids::IdSet;
+use log::{Ev, Log, Removed};
+use times::TimeCounts;
+
+/// A source partition: a Kafka topic/partition, a file, the generator.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionKey {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl PartitionKey {
+    pub fn new(topic: &str, partition: i32) -> PartitionKey {
+        PartitionKey { topic: topic.into(), partition }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Accepted,
+    Duplicate,
+}
+
+/// The string columns kept as store-wide dictionaries, in schema order.
+const DICT_COLUMNS: [&str; 7] = ["currency", "owner", "team", "region", "source", "lost_reason", "activity"];
+const ACTIVITY: usize = 6;
+
+/// A dictionary-of-strings type with `key` keys.
+pub(crate) fn dict(key: DataType) -> DataType {
+    DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))
+}
+
+/// Schema of the `events` table the queries see.
+pub fn events_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("deal_key", DataType::UInt32, false),
+        Field::new("deal_id", dict(DataType::UInt32), false),
+        Field::new("type", dict(DataType::UInt8), false),
+        Field::new("occurred_at_ms", DataType::Int64, false),
+        Field::new("pipeline", dict(DataType::UInt16), false),
+        Field::new("stage", dict(DataType::UInt16), true),
+        Field::new("amount", DataType::Float64, true),
+    ];
+    fields.extend(DICT_COLUMNS.iter().map(|c| Field::new(*c, dict(DataType::UInt32), true)));
+    Arc::new(Schema::new(fields))
+}
+
+/// A string interner with reusable, reference-counted keys: the values of one dictionary column.
+#[derive(Default)]
+pub(crate) struct Interner {
+    keys: HashMap<Arc<str>, u32>,
+    values: Vec<Option<Arc<str>>>,
+    refs: Vec<u32>,
+    free: Vec<u32>,
+    /// The values as an Arrow array, rebuilt only after a change.
+    array: Option<ArrayRef>,
+}
+
+impl Interner {
+    /// The key of `s`, and whether `s` is new to the interner.
+    fn intern(&mut self, s: &str) -> (u32, bool) {
+        let (key, new) = match self.keys.get(s) {
+            Some(&k) => (k, false),
+            None => {
+                let s: Arc<str> = s.into();
+                let k = match self.free.pop() {
+                    Some(k) => {
+                        self.values[k as usize] = Some(s.clone());
+                        k
+                    }
+                    None => {
+                        self.values.push(Some(s.clone()));
+                        self.refs.push(0);
+                        (self.values.len() - 1) as u32
+                    }
+                };
+                self.keys.insert(s, k);
+                self.array = None;
+                (k, true)
+            }
+        };
+        self.refs[key as usize] += 1;
+        (key, new)
+    }
+
+    /// Drops one reference; true when that freed the key.
+    fn release(&mut self, key: u32) -> bool {
+        let r = &mut self.refs[key as usize];
+        *r -= 1;
+        if *r == 0 {
+            let s = self.values[key as usize].take().expect("live key");
+            self.keys.remove(&s);
+            self.free.push(key);
+            self.array = None;
+        }
+        *r == 0
+    }
+
+    pub(crate) fn get(&self, key: u32) -> Option<&str> {
+        self.values.get(key as usize)?.as_deref()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn array(&mut self) -> ArrayRef {
+        self.array
+            .get_or_insert_with(|| {
+                Arc::new(self.values.iter().map(|v| Some(v.as_deref().unwrap_or(""))).collect::<StringArray>())
+            })
+            .clone()
+    }
+
+    fn bytes(&self) -> usize {
+        let strings: usize = self.keys.keys().map(|k| k.len() + 16).sum();
+        strings + self.keys.capacity() * 24 + self.values.capacity() * 16 + self.refs.capacity() * 4
+    }
+}
+
+/// Counts for the service metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub rows: usize,
+    pub bytes: usize,
+    pub deals: usize,
+    pub partitions: usize,
+}
+
+/// One deal: its log and what the store needs to find its events.
+struct Deal {
+    log: Log,
+    pipeline: u16,
+    /// Bit `p % 64` is set when the log may hold events of partition index `p`.
+    parts: u64,
+    /// Waiting in `Store::dirty` to be derived again.
+    dirty: bool,
+}
+
+/// The per-deal tables of one state of the store (docs/metrics.md §4).
+pub struct FactTables {
+    pub deals: RecordBatch,
+    /// One batch per stage index.
+    pub reached: Vec<RecordBatch>,
+}
+
+pub struct Store {
+    pipelines: Vec<Pipeline>,
+    retention_ms: i64,
+    ids: IdSet,
+    /// (pipeline, deal_id) → slot, hashed by [`deal_hash`].
+    index: hashbrown::HashTable<u32>,
+    /// Deals by slot; `None` is a free slot.
+    deals: Vec<Option<Deal>>,
+    free: Vec<u32>,
+    facts: Facts,
+    /// Slots to derive again at the next refresh.
+    dirty: Vec<u32>,
+    /// (time of a held event after the `T` its deal was derived at, slot).
+    pending: BTreeSet<(i64, u32)>,
+    /// `T` of the last refresh.
+    derived_at: Option<i64>,
+    parts: Vec<Option<(PartitionKey, usize)>>,
+    part_index: HashMap<PartitionKey, u16>,
+    dicts: [Interner; DICT_COLUMNS.len()],
+    /// Attribute sets: an unambiguous encoding of the seven strings → key.
+    attr_sets: Interner,
+    /// The `dicts` keys of each attribute set, by its key.
+    attr_parts: Vec<[Option<u32>; DICT_COLUMNS.len()]>,
+    /// Activity events by (pipeline, activity key).
+    activities: TimeCounts<(u16, u32)>,
+    pipeline_values: ArrayRef,
+    stage_values: ArrayRef,
+    /// Offset of each pipeline's stages in `stage_values`.
+    stage_offsets: Vec<u16>,
+    type_values: ArrayRef,
+    max_occurred_at: Option<i64>,
+    rows: usize,
+    /// The tables of the facts as they were last built; dropped by any change.
+    tables: Option<Arc<FactTables>>,
+    /// The deal_id of every slot, as an array; dropped when a deal comes or goes.
+    deal_ids: Option<ArrayRef>,
+}
+
+fn deal_hash(pipeline: u16, deal_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(deal_id.as_bytes(), u64::from(pipeline))
+}
+
+impl Store {
+    pub fn new(pipelines: &[Pipeline], retention_ms: i64) -> Store {
+        let mut offsets = Vec::new();
+        let mut stage_ids = Vec::new();
+        for p in pipelines {
+            offsets.push(stage_ids.len() as u16);
+            stage_ids.extend(p.stages.iter().map(|s| s.id.as_str()));
+        }
+        Store {
+            pipelines: pipelines.to_vec(),
+            retention_ms,
+            ids: IdSet::default(),
+            index: hashbrown::HashTable::new(),
+            deals: Vec::new(),
+            free: Vec::new(),
+            facts: Facts::new(pipelines),
+            dirty: Vec::new(),
+            pending: BTreeSet::new(),
+            derived_at: None,
+            parts: Vec::new(),
+            part_index: HashMap::new(),
+            dicts: Default::default(),
+            attr_sets: Interner::default(),
+            attr_parts: Vec::new(),
+            activities: TimeCounts::default(),
+            pipeline_values: Arc::new(StringArray::from_iter_values(pipelines.iter().map(|p| p.id.as_str()))),
+            stage_values: Arc::new(StringArray::from_iter_values(stage_ids)),
+            stage_offsets: offsets,
+            type_values: Arc::new(StringArray::from_iter_values(EventType::ALL.iter().map(|t| t.as_str()))),
+            max_occurred_at: None,
+            rows: 0,
+            tables: None,
+            deal_ids: None,
+        }
+    }
+
+    /// The largest `occurred_at` held: `T` for `clock = "event"`.
+    pub fn max_occurred_at(&self) -> Option<i64> {
+        self.max_occurred_at
+    }
+
+    /// Adds a decoded event. `now_ms` is `T` at arrival for the `too_old`
+    /// check (for the event clock, pass `None` and the store uses its own).
+    pub fn insert(&mut self, part: &PartitionKey, e: &Event, now_ms: Option<i64>) -> Result<Inserted, Rejection> {
+        if let Some(t) = now_ms.or(self.max_occurred_at)
+            && e.occurred_at <= t.saturating_sub(self.retention_ms)
+        {
+            return Err(Rejection {
+                reason: Reason::TooOld,
+                detail: format!("occurred_at {} ms is at or before T - retention", e.occurred_at),
+            });
+        }
+        if !self.ids.insert(e.event_id.as_bytes()) {
+            return Ok(Inserted::Duplicate);
+        }
+        let part = self.part(part);
+        let attrs =
+            self.intern_attrs([&e.currency, &e.owner, &e.team, &e.region, &e.source, &e.lost_reason, &e.activity]);
+        if e.kind == EventType::Activity
+            && let Some(a) = self.attr_parts[attrs as usize][ACTIVITY]
+        {
+            self.activities.add((e.pipeline, a), e.occurred_at);
+        }
+        let slot = self.deal_slot(e.pipeline, &e.deal_id);
+        let deal = self.deals[slot as usize].as_mut().expect("live slot");
+        deal.log.insert(&Ev {
+            at: e.occurred_at,
+            kind: e.kind,
+            stage: e.stage,
+            amount: e.amount,
+            attrs,
+            part,
+            id: e.event_id.as_bytes(),
+        });
+        deal.parts |= 1 << (part % 64);
+        if !deal.dirty {
+            deal.dirty = true;
+            self.dirty.push(slot);
+        }
+        self.tables = None;
+        self.rows += 1;
+        if let Some((_, rows)) = &mut self.parts[part as usize] {
+            *rows += 1;
+        }
+        self.max_occurred_at = self.max_occurred_at.max(Some(e.occurred_at));
+        Ok(Inserted::Accepted)
+    }
+
+    /// The index of a partition, registered on first use.
+    fn part(&mut self, key: &PartitionKey) -> u16 {
+        if let Some(&p) = self.part_index.get(key) {
+            return p;
+        }
+        let p = match self.parts.iter().position(Option::is_none) {
+            Some(p) => p,
+            None => {
+                self.parts.push(None);
+                self.parts.len() - 1
+            }
+        };
+        self.parts[p] = Some((key.clone(), 0));
+        self.part_index.insert(key.clone(), p as u16);
+        p as u16
+    }
+
+    /// The slot of a deal, created on first use.
+    fn deal_slot(&mut self, pipeline: u16, deal_id: &str) -> u32 {
+        let deals = &self.deals;
+        let hash = deal_hash(pipeline, deal_id);
+        let found = self.index.find(hash, |&s| {
+            deals[s as usize].as_ref().is_some_and(|d| d.pipeline == pipeline && d.log.name() == deal_id)
+        });
+        if let Some(&slot) = found {
+            return slot;
+        }
+        let deal = Deal { log: Log::new(deal_id), pipeline, parts: 0, dirty: false };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.deals[s as usize] = Some(deal);
+                s
+            }
+            None => {
+                self.deals.push(Some(deal));
+                (self.deals.len() - 1) as u32
+            }
+        };
+        let deals = &self.deals;
+        self.index.insert_unique(hash, slot, |&s| {
+            let d = deals[s as usize].as_ref().expect("indexed slots are live");
+            deal_hash(d.pipeline, d.log.name())
+        });
+        self.deal_ids = None;
+        slot
+    }
+
+    /// Drops a partition and everything it held (on Kafka revocation).
+    pub fn drop_partition(&mut self, key: &PartitionKey) {
+        let Some(p) = self.part_index.remove(key) else { return };
+        self.parts[p as usize] = None;
+        let bit = 1u64 << (p % 64);
+        let slots: Vec<u32> = (0..self.deals.len() as u32)
+            .filter(|&s| self.deals[s as usize].as_ref().is_some_and(|d| d.parts & bit != 0))
+            .collect();
+        for slot in slots {
+            self.remove_events(slot, |e| e.part == p);
+        }
+        self.max_occurred_at = self.deals.iter().flatten().filter_map(|d| d.log.last_at()).max();
+    }
+
+    /// Removes the events of deal `slot` that `remove` selects, releases
+    /// what they held, and marks the deal for derivation (or frees it).
+    fn remove_events(&mut self, slot: u32, mut remove: impl FnMut(&Ev) -> bool) {
+        let deal = self.deals[slot as usize].as_mut().expect("live slot");
+        let removed = deal.log.remove(&mut remove);
+        if removed.is_empty() {
+            return;
+        }
+        let pipeline = deal.pipeline;
+        if deal.log.is_empty() {
+            let deal = self.deals[slot as usize].take().expect("live slot");
+            let hash = deal_hash(deal.pipeline, deal.log.name());
+            if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+                entry.remove();
+            }
+            self.free.push(slot);
+            self.facts.kill(slot);
+            self.deal_ids = None;
+        } else if !deal.dirty {
+            deal.dirty = true;
+            self.dirty.push(slot);
+        }
+        self.tables = None;
+        for r in removed {
+            self.release(r, pipeline);
+        }
+    }
+
+    /// Gives back what one removed event held.
+    fn release(&mut self, r: Removed, pipeline: u16) {
+        self.ids.remove(&r.id);
+        if r.kind == EventType::Activity
+            && let Some(a) = self.attr_parts[r.attrs as usize][ACTIVITY]
+        {
+            self.activities.remove((pipeline, a), r.at);
+        }
+        if self.attr_sets.release(r.attrs) {
+            for (part, interner) in self.attr_parts[r.attrs as usize].iter().zip(self.dicts.iter_mut()) {
+                if let Some(k) = part {
+                    interner.release(*k);
+                }
+            }
+        }
+        if let Some(Some((_, rows))) = self.parts.get_mut(r.part as usize) {
+            *rows -= 1;
+        }
+        self.rows -= 1;
+    }
+
+    /// The attribute-set key of an event's seven optional strings; a new set
+    /// takes one reference on each of its strings in `dicts`.
+    fn intern_attrs(&mut self, strings: [&Option<String>; DICT_COLUMNS.len()]) -> u32 {
+        // Length-prefixed, so no string can be mistaken for a separator.
+        let mut name = String::with_capacity(64);
+        for s in strings {
+            match s {
+                Some(s) => {
+                    let _ = write!(name, "{}:{s}", s.len());
+                }
+                None => name.push('-'),
+            }
+        }
+        let (key, new) = self.attr_sets.intern(&name);
+        if new {
+            let parts = std::array::from_fn(|i| strings[i].as_deref().map(|s| self.dicts[i].intern(s).0));
+            let k = key as usize;
+            if k == self.attr_parts.len() {
+                self.attr_parts.push(parts);
+            } else {
+                self.attr_parts[k] = parts;
+            }
+        }
+        key
+    }
+
+    /// Brings the store to evaluation time `t_ms`: evicts events at or
+    /// before `T − retention`, derives again every deal touched since the
+    /// last refresh (and those with events that `T` has now reached), and
+    /// returns the per-deal tables. Nothing is rebuilt when nothing changed.
+    pub fn refresh(&mut self, t_ms: i64) -> Arc<FactTables> {
+        let cutoff = t_ms.saturating_sub(self.retention_ms);
+        let old: Vec<u32> = (0..self.deals.len() as u32)
+            .filter(|&s| self.deals[s as usize].as_ref().is_some_and(|d| d.log.first_at().is_some_and(|f| f <= cutoff)))
+            .collect();
+        for slot in old {
+            self.remove_events(slot, |e| e.at <= cutoff);
+        }
+        if self.rows == 0 {
+            self.max_occurred_at = None;
+        }
+        // Deals derived at an earlier T that hold events T has reached (or,
+        // if the clock went back, that hold events after T).
+        let went_back = self.derived_at.is_some_and(|d| t_ms < d);
+        self.derived_at = Some(t_ms);
+        let mut due: Vec<u32> = Vec::new();
+        if went_back {
+            self.pending.clear();
+            due.extend((0..self.deals.len() as u32).filter(|&s| {
+                self.deals[s as usize].as_ref().is_some_and(|d| d.log.last_at().is_some_and(|l| l > t_ms))
+            }));
+        }
+        while let Some(&(at, slot)) = self.pending.first() {
+            if at > t_ms {
+                break;
+            }
+            self.pending.pop_first();
+            due.push(slot);
+        }
+        for slot in due {
+            if let Some(d) = self.deals[slot as usize].as_mut()
+                && !d.dirty
+            {
+                d.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+        for slot in std::mem::take(&mut self.dirty) {
+            let Some(deal) = self.deals[slot as usize].as_mut() else { continue };
+            deal.dirty = false;
+            let p = &self.pipelines[deal.pipeline as usize];
+            self.facts.derive(slot, deal.pipeline, p, deal.log.events(), &self.attr_parts, t_ms);
+            if let Some(next) = deal.log.events().map(|e| e.at).find(|&at| at > t_ms) {
+                self.pending.insert((next, slot));
+            }
+            self.tables = None;
+        }
+        if let Some(t) = &self.tables {
+            return t.clone();
+        }
+        let deal_ids = self.deal_ids().clone();
+        let strings: Vec<ArrayRef> = self.dicts.iter_mut().map(Interner::array).collect();
+        let values = deals::Values {
+            pipelines: &self.pipeline_values,
+            stages: &self.stage_values,
+            stage_offsets: &self.stage_offsets,
+            deal_ids: &deal_ids,
+            strings: &strings,
+        };
+        let (deals, reached) = self.facts.tables(&self.pipelines, &values);
+        let t = Arc::new(FactTables { deals, reached });
+        self.tables = Some(t.clone());
+        t
+    }
+
+    fn deal_ids(&mut self) -> &ArrayRef {
+        let deals = &self.deals;
+        self.deal_ids.get_or_insert_with(|| {
+            Arc::new(deals.iter().map(|d| Some(d.as_ref().map_or("", |d| d.log.name()))).collect::<StringArray>())
+        })
+    }
+
+    /// Activity events in `(start, end]` for each of `ranges`, by pipeline
+    /// index and activity name; names with no event in any range are left out.
+    pub fn activity_counts(&self, ranges: &[(i64, i64)]) -> Vec<(u16, &str, Vec<usize>)> {
+        self.activities
+            .counts(ranges)
+            .into_iter()
+            .map(|((p, a), n)| (p, self.dicts[ACTIVITY].get(a).expect("held activity"), n))
+            .collect()
+    }
+
+    /// The `events` table: every held event up to `t_ms`, rebuilt from the
+    /// logs (its cost is a pass over every event: only for queries that read it).
+    pub fn events(&mut self, t_ms: i64) -> Vec<RecordBatch> {
+        const ROWS: usize = 64 * 1024;
+        let deal_values = self.deal_ids().clone();
+        let dict_values: Vec<ArrayRef> = self.dicts.iter_mut().map(Interner::array).collect();
+        let schema = events_schema();
+        let mut out = Vec::new();
+        let mut b = EventsBuilder::default();
+        for (slot, deal) in self.deals.iter().enumerate() {
+            let Some(deal) = deal else { continue };
+            let offset = self.stage_offsets[deal.pipeline as usize];
+            for e in deal.log.events().take_while(|e| e.at <= t_ms) {
+                b.event_id.append_value(std::str::from_utf8(e.id).expect("ids are stored from str"));
+                b.deal_key.append_value(slot as u32);
+                b.kind.append_value(e.kind as u8);
+                b.at.append_value(e.at);
+                b.pipeline.append_value(deal.pipeline);
+                b.stage.append_option(e.stage.map(|s| offset + s));
+                b.amount.append_option(e.amount);
+                for (col, part) in b.strings.iter_mut().zip(&self.attr_parts[e.attrs as usize]) {
+                    col.append_option(*part);
+                }
+                if b.deal_key.len() == ROWS {
+                    out.push(b.finish(&schema, self, &deal_values, &dict_values));
+                }
+            }
+        }
+        if b.deal_key.len() > 0 {
+            out.push(b.finish(&schema, self, &deal_values, &dict_values));
+        }
+        out
+    }
+
+    /// Bytes held, by part (estimates of the heap each structure holds).
+    pub fn memory(&self) -> Vec<(&'static str, usize)> {
+        let logs: usize = self.deals.iter().flatten().map(|d| d.log.bytes() + 16).sum();
+        let dicts: usize = self.dicts.iter().map(Interner::bytes).sum::<usize>()
+            + self.attr_sets.bytes()
+            + self.attr_parts.capacity() * std::mem::size_of::<[Option<u32>; DICT_COLUMNS.len()]>();
+        vec![
+            ("event logs (the events themselves, with ids)", logs),
+            ("event-id dedup set", self.ids.bytes()),
+            ("per-deal facts", self.facts.bytes()),
+            (
+                "deal slots and index",
+                self.deals.capacity() * std::mem::size_of::<Option<Deal>>() + self.index.capacity() * 5,
+            ),
+            ("activity times", self.activities.bytes()),
+            ("dictionaries and attribute sets", dicts),
+        ]
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            rows: self.rows,
+            bytes: self.memory().iter().map(|(_, b)| b).sum(),
+            deals: self.deals.len() - self.free.len(),
+            partitions: self.parts.iter().flatten().filter(|(_, rows)| *rows > 0).count(),
+        }
+    }
+
+    /// The deal_id of a deal key (for tests and diagnostics).
+    pub fn deal_id(&self, key: u32) -> Option<&str> {
+        self.deals.get(key as usize)?.as_ref().map(|d| d.log.name())
+    }
+}
+
+#[derive(Default)]
+struct EventsBuilder {
+    event_id: StringBuilder,
+    deal_key: UInt32Builder,
+    kind: UInt8Builder,
+    at: Int64Builder,
+    pipeline: UInt16Builder,
+    stage: UInt16Builder,
+    amount: Float64Builder,
+    strings: [UInt32Builder; DICT_COLUMNS.len()],
+}
+
+impl EventsBuilder {
+    fn finish(&mut self, schema: &SchemaRef, s: &Store, deals: &ArrayRef, strings: &[ArrayRef]) -> RecordBatch {
+        let deal_key = self.deal_key.finish();
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.event_id.finish()),
+            Arc::new(deal_key.clone()),
+            dictionary(deal_key, deals),
+            dictionary(self.kind.finish(), &s.type_values),
+            Arc::new(self.at.finish()),
+            dictionary(self.pipeline.finish(), &s.pipeline_values),
+            dictionary(self.stage.finish(), &s.stage_values),
+            Arc::new(self.amount.finish()),
+        ];
+        for (b, v) in self.strings.iter_mut().zip(strings) {
+            cols.push(dictionary(b.finish(), v));
+        }
+        RecordBatch::try_new(schema.clone(), cols).expect("events schema")
+    }
+}
+
+/// Wraps keys with dictionary values: no copy of either.
+pub(crate) fn dictionary<K: ArrowDictionaryKeyType>(keys: PrimitiveArray<K>, values: &ArrayRef) -> ArrayRef {
+    Arc::new(DictionaryArray::<K>::try_new(keys, values.clone()).expect("keys within dictionary"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::UInt32Type;
+
+    fn event(id: &str, deal: &str, at: i64) -> Event {
+        Event {
+            event_id: id.into(),
+            deal_id: deal.into(),
+            kind: EventType::Activity,
+            occurred_at: at,
+            pipeline: 0,
+            stage: None,
+            amount: None,
+            currency: None,
+            owner: Some(format!("owner-{id}")),
+            team: None,
+            region: None,
+            source: None,
+            lost_reason: None,
+            activity: Some("call".into()),
+        }
+    }
+
+    fn store() -> Store {
+        Store::new(&Config::from_toml("").unwrap().pipelines, 1000)
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<String> {
+        let mut v: Vec<String> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn dedup_is_store_wide_and_first_wins() {
+        let mut s = store();
+        let (a, b) = (PartitionKey::new("t", 0), PartitionKey::new("t", 1));
+        assert_eq!(s.insert(&a, &event("e1", "d", 10), None), Ok(Inserted::Accepted));
+        let mut changed = event("e1", "d2", 11);
+        changed.owner = None;
+        assert_eq!(s.insert(&b, &changed, None), Ok(Inserted::Duplicate));
+        let snap = s.events(i64::MAX);
+        assert_eq!(ids(&snap), ["e1"]);
+        let deal = snap[0].column_by_name("deal_id").unwrap().as_dictionary::<UInt32Type>();
+        let values = deal.values().as_string::<i32>();
+        assert_eq!(values.value(deal.keys().value(0) as usize), "d");
+        assert_eq!(s.stats().rows, 1);
+    }
+
+    #[test]
+    fn too_old_uses_t_at_arrival() {
+        let mut s = store();
+        let p = PartitionKey::new("t", 0);
+        s.insert(&p, &event("new", "d", 5000), None).unwrap();
+        let err = s.insert(&p, &event("old", "d", 4000), None).unwrap_err();
+        assert_eq!(err.reason, Reason::TooOld);
+        assert!(s.insert(&p, &event("ok", "d", 4001), None).is_ok());
+        assert_eq!(s.insert(&p, &event("w", "d", 4001), Some(6000)).unwrap_err().reason, Reason::TooOld);
+    }
+
+    #[test]
+    fn eviction_frees_dedup_deals_and_dictionaries() {
+        let mut s = store();
+        let p = PartitionKey::new("t", 0);
+        for i in 0..100 {
+            s.insert(&p, &event(&format!("e{i}"), &format!("d{}", i % 10), i), None).unwrap();
+        }
+        s.refresh(49 + 1000);
+        let snap = s.events(i64::MAX);
+        assert_eq!(snap.iter().map(|b| b.num_rows()).sum::<usize>(), 50);
+        assert_eq!(s.stats().rows, 50);
+        assert_eq!(s.dicts[1].len(), 50, "owners of evicted rows are released");
+        // An evicted id may come back (then it is a new event to the store).
+        assert_eq!(s.insert(&p, &event("e0", "d0", 60), None), Ok(Inserted::Accepted));
+        s.refresh(2000);
+        let st = s.stats();
+        assert_eq!((st.rows, st.deals, st.partitions), (0, 0, 0));
+        assert_eq!(s.dicts[1].len(), 0);
+    }
+
+    #[test]
+    fn attribute_sets_expand_to_their_own_columns() {
+        let mut s = store();
+        let p = PartitionKey::new("t", 0);
+        let mut a = event("a", "d", 10);
+        (a.owner, a.team) = (Some("x".into()), None);
+        let mut b = event("b", "d", 11);
+        (b.owner, b.team) = (None, Some("x".into()));
+        let mut c = event("c", "d", 12);
+        (c.owner, c.team, c.activity) = (Some("2:x".into()), None, None);
+        let mut a2 = a.clone();
+        (a2.event_id, a2.occurred_at) = ("a2".into(), 13);
+        for e in [&a, &b, &c, &a2] {
+            s.insert(&p, e, None).unwrap();
+        }
+        let snap = s.events(i64::MAX);
+        let column = |name: &str| -> Vec<Option<String>> {
+            let d = snap[0].column_by_name(name).unwrap().as_dictionary::<UInt32Type>();
+            let v = d.values().as_string::<i32>();
+            d.keys().iter().map(|k| k.map(|k| v.value(k as usize).to_string())).collect()
+        };
+        let x = || Some("x".to_string());
+        assert_eq!(column("owner"), [x(), None, Some("2:x".into()), x()]);
+        assert_eq!(column("team"), [None, x(), None, None]);
+        assert_eq!(column("activity"), [Some("call".into()), Some("call".into()), None, Some("call".into())]);
+        assert_eq!(s.attr_sets.len(), 3, "a and a2 share one attribute set");
+    }
+
+    #[test]
+    fn only_touched_deals_are_derived_again_and_tables_are_reused() {
+        let mut s = store();
+        let p = PartitionKey::new("t", 0);
+        for i in 0..10 {
+            s.insert(&p, &event(&format!("e{i}"), &format!("d{i}"), 100 + i), None).unwrap();
+        }
+        let first = s.refresh(200);
+        assert_eq!(first.deals.num_rows(), 10);
+        assert!(Arc::ptr_eq(&first, &s.refresh(201)), "nothing changed: the same tables");
+        s.insert(&p, &event("late", "d3", 50), None).unwrap();
+        assert_eq!(s.dirty, [3], "only the late event's deal waits to be derived");
+        let second = s.refresh(202);
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(s.dirty.is_empty());
+    }
+
+    #[test]
+    fn events_after_t_count_once_t_reaches_them() {
+        let mut s = store();
+        let p = PartitionKey::new("t", 0);
+        s.insert(&p, &event("now", "d", 100), None).unwrap();
+        s.insert(&p, &event("later", "future", 150), None).unwrap();
+        assert_eq!(s.refresh(120).deals.num_rows(), 1, "the deal with only a later event is not a deal yet");
+        assert_eq!(ids(&s.events(120)), ["now"]);
+        assert_eq!(s.refresh(150).deals.num_rows(), 2, "at T = its time the later event counts");
+    }
+
+    #[test]
+    fn dropping_a_partition_forgets_its_events() {
+        let mut s = store();
+        let (a, b) = (PartitionKey::new("t", 0), PartitionKey::new("t", 1));
+        s.insert(&a, &event("a1", "d", 10), None).unwrap();
+        s.insert(&b, &event("b1", "d", 20), None).unwrap();
+        s.drop_partition(&b);
+        assert_eq!(s.max_occurred_at(), Some(10));
+        assert_eq!(ids(&s.events(i64::MAX)), ["a1"]);
+        assert_eq!(s.insert(&a, &event("b1", "d", 20), None), Ok(Inserted::Accepted));
+    }
+}

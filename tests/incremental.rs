@@ -1,0 +1,214 @@
+//! Incremental = from scratch: the per-deal facts a store keeps up to date
+//! at ingest, and the whole business output computed from them, equal a
+//! fresh store built from the same accepted events at the same `T`.
+//!
+//! Each case draws random events for a few deals (shuffled arrival over
+//! three partitions, duplicates with changed content, late events for old
+//! deals, skipped stages, backward moves, losses and reopenings, equal
+//! timestamps, events after the next `T`), interleaved with refreshes at a
+//! rising `T` under a short retention (so eviction runs) and with a
+//! dropped partition. The test keeps its own account of which events the
+//! store holds (what it accepted, minus what retention or the drop took)
+//! and builds the reference store from that account alone.
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use funnelwatch::config::Config;
+use funnelwatch::engine::Engine;
+use funnelwatch::event::{Decoder, Event};
+use funnelwatch::store::{Inserted, PartitionKey, Store};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+const H: i64 = 3_600_000;
+const D: i64 = 24 * H;
+const BASE: i64 = 1_767_225_600_000;
+
+const CONFIG: &str = r#"
+clock = "event"
+windows = ["1d", "7d", "14d"]
+retention = "20d"
+
+[[pipelines]]
+id = "p"
+currency = "USD"
+stages = [
+  { id = "a", label = "A", sla = "1d" },
+  { id = "b", label = "B", sla = "2d" },
+  { id = "c", label = "C", won = true },
+  { id = "d", label = "D" },
+]
+
+[[pipelines]]
+id = "q"
+currency = "EUR"
+stages = [
+  { id = "x", label = "X" },
+  { id = "y", label = "Y", won = true },
+]
+"#;
+
+/// One random event line; `n` numbers it, `deal` picks its deal.
+fn line(rng: &mut ChaCha8Rng, n: usize, deal: usize, at: i64) -> String {
+    let pipeline = if deal % 4 == 3 { "q" } else { "p" };
+    let stages: &[&str] = if pipeline == "q" { &["x", "y"] } else { &["a", "b", "c", "d"] };
+    let kinds = ["deal_created", "stage_changed", "deal_won", "deal_lost", "deal_reopened", "deal_updated", "activity"];
+    let kind = kinds[rng.random_range(0..kinds.len())];
+    let mut e = json!({
+        "event_id": format!("e{n}"),
+        "deal_id": format!("d{deal}"),
+        "type": kind,
+        "occurred_at": at,
+        "pipeline": pipeline,
+    });
+    let o = e.as_object_mut().expect("object");
+    match kind {
+        "deal_won" => {
+            o.insert("stage".into(), json!(if pipeline == "q" { "y" } else { "c" }));
+        }
+        "deal_created" | "stage_changed" | "deal_reopened" => {
+            o.insert("stage".into(), json!(stages[rng.random_range(0..stages.len())]));
+        }
+        "deal_lost" if rng.random_bool(0.7) => {
+            o.insert("lost_reason".into(), json!(["price", "timing", "other"][rng.random_range(0..3)]));
+        }
+        "activity" => {
+            o.insert("activity".into(), json!(["call", "email"][rng.random_range(0..2)]));
+        }
+        _ => {}
+    }
+    if rng.random_bool(0.3) {
+        o.insert("amount".into(), json!(rng.random_range(1..100_000) as f64 / 100.0));
+    }
+    if rng.random_bool(0.2) {
+        o.insert("currency".into(), json!(["USD", "CNY"][rng.random_range(0..2)]));
+    }
+    for key in ["owner", "team", "region", "source"] {
+        if rng.random_bool(0.25) {
+            o.insert(key.into(), json!(format!("{key}-{}", rng.random_range(0..3))));
+        }
+    }
+    e.to_string()
+}
+
+/// Rows of a batch as strings, one line per row, every column but `skip`.
+fn rows(batch: &RecordBatch, skip: &[&str]) -> Vec<String> {
+    let schema = batch.schema();
+    let opts = FormatOptions::default().with_null("∅");
+    let cols: Vec<(String, ArrayFormatter)> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| !skip.contains(&f.name().as_str()))
+        .map(|(f, c)| (f.name().clone(), ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter")))
+        .collect();
+    (0..batch.num_rows())
+        .map(|r| cols.iter().map(|(n, f)| format!("{n}={}", f.value(r))).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// The facts as sorted text: deals by their ids, reached rows with the deal's id in place of its slot.
+fn facts(store: &mut Store, t: i64) -> (Vec<String>, Vec<String>) {
+    let tables = store.refresh(t);
+    let mut deals = rows(&tables.deals, &["deal_key"]);
+    deals.sort();
+    let mut reached: Vec<String> = Vec::new();
+    for b in &tables.reached {
+        let keys = b.column_by_name("deal_key").expect("deal_key");
+        let keys = keys.as_any().downcast_ref::<datafusion::arrow::array::UInt32Array>().expect("u32 keys");
+        for (i, row) in rows(b, &["deal_key"]).into_iter().enumerate() {
+            reached.push(format!("deal={} {row}", store.deal_id(keys.value(i)).expect("live deal")));
+        }
+    }
+    reached.sort();
+    (deals, reached)
+}
+
+fn business(engine: &Engine, rt: &tokio::runtime::Runtime, store: &mut Store, t: i64) -> String {
+    let input = engine.gather(store, t);
+    let snap = rt.block_on(engine.refresh(input, t)).expect("refresh");
+    for (file, r) in &snap.queries {
+        assert!(r.is_ok(), "{file}: {r:?}");
+    }
+    snap.text
+}
+
+#[test]
+fn maintained_facts_and_output_equal_a_fresh_derivation() {
+    let config = Config::from_toml(CONFIG).expect("config");
+    let decoder = Decoder::new(&config.pipelines, config.max_clock_skew_ms);
+    let engine = Engine::new(&config).expect("queries");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let parts = [PartitionKey::new("t", 0), PartitionKey::new("t", 1), PartitionKey::new("t", 2)];
+    let mut evictions = 0;
+    for seed in 0..40u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let deals = rng.random_range(3..15);
+        let span = rng.random_range(5..40) * D;
+        // Events over `span`; some share a timestamp; some reuse an id with other content.
+        let mut lines: Vec<String> = Vec::new();
+        for n in 0..rng.random_range(20..200) {
+            let deal = rng.random_range(0..deals);
+            let at = if rng.random_bool(0.1) && n > 0 { BASE + span / 2 } else { BASE + rng.random_range(0..span) };
+            let id = if rng.random_bool(0.08) && n > 0 { rng.random_range(0..n) } else { n };
+            lines.push(line(&mut rng, id, deal, at));
+        }
+        lines.shuffle(&mut rng);
+
+        let mut store = Store::new(&config.pipelines, config.retention_ms);
+        // The test's account of the held events: id → (event, partition).
+        let mut held: BTreeMap<String, (Event, usize)> = BTreeMap::new();
+        let mut t = BASE + span / 3;
+        let dropped = rng.random_range(0..parts.len());
+        for (i, l) in lines.iter().enumerate() {
+            let e = decoder.decode(l.as_bytes(), i64::MAX / 2).expect("test events are valid");
+            let p = rng.random_range(0..parts.len());
+            // Arrival T: the clock at arrival (events after the next refresh's T are allowed).
+            if let Ok(Inserted::Accepted) = store.insert(&parts[p], &e, Some(t)) {
+                held.insert(e.event_id.clone(), (e, p));
+            }
+            if rng.random_bool(0.1) {
+                t += rng.random_range(0..span / 4);
+                store.refresh(t);
+                let before = held.len();
+                held.retain(|_, (e, _)| e.occurred_at > t - config.retention_ms);
+                evictions += before - held.len();
+            }
+            if i == lines.len() / 2 {
+                store.drop_partition(&parts[dropped]);
+                held.retain(|_, (_, p)| *p != dropped);
+            }
+        }
+        // Evaluate at a T that leaves some events after it.
+        let t_end = t.max(BASE + span * 3 / 4);
+        store.refresh(t_end);
+        held.retain(|_, (e, _)| e.occurred_at > t_end - config.retention_ms);
+
+        let mut fresh = Store::new(&config.pipelines, config.retention_ms);
+        for (e, _) in held.values() {
+            assert_eq!(fresh.insert(&parts[0], e, Some(t_end)), Ok(Inserted::Accepted), "seed {seed}");
+        }
+        let mut held_ids: Vec<String> = held.keys().cloned().collect();
+        held_ids.sort();
+        let mut stored_ids: Vec<String> = store
+            .events(i64::MAX)
+            .iter()
+            .flat_map(|b| rows(b, &[]))
+            .map(|r| r.split(' ').next().expect("event_id first").to_string())
+            .map(|c| c.trim_start_matches("event_id=").to_string())
+            .collect();
+        stored_ids.sort();
+        assert_eq!(stored_ids, held_ids, "seed {seed}: the store holds what it accepted, minus evictions and the drop");
+        assert_eq!(facts(&mut store, t_end), facts(&mut fresh, t_end), "seed {seed}: per-deal facts");
+        assert_eq!(
+            business(&engine, &rt, &mut store, t_end),
+            business(&engine, &rt, &mut fresh, t_end),
+            "seed {seed}: business output"
+        );
+    }
+    assert!(evictions > 0, "retention evicted something in some case");
+}
