@@ -11,7 +11,9 @@
 //! - scrapes: `/metrics` latency p50/p99 at 100 requests/s for 10 s while
 //!   refreshes run every 200 ms.
 //!
-//! `cargo bench --bench serve -- 1M 10M` (default: 1M). The files go to
+//! `cargo bench --bench serve -- 1M 10M` (default: 1M); set
+//! `FUNNELWATCH_BENCH_BIN` to measure another build of the server on the
+//! same files. The files go to
 //! `$CARGO_TARGET_DIR/bench-data/` and are reused. Run the DuckDB peer on the
 //! same files by hand to compare (it is a measuring tool: nothing here calls
 //! it); each file's path is printed.
@@ -22,10 +24,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_funnelwatch");
+/// The server measured: this build's, or `FUNNELWATCH_BENCH_BIN` (an older build, to compare).
+fn bin() -> String {
+    std::env::var("FUNNELWATCH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_funnelwatch").to_string())
+}
 
-/// (name, deals): ~6.6 events per deal over 120 days, as the sets.
-const SETS: [(&str, usize); 3] = [("1M", 150_000), ("10M", 1_500_000), ("17M", 2_500_000)];
+/// (name, deals): the generator makes ~12 events per deal over 120 days.
+const SETS: [(&str, usize); 3] = [("1M", 82_000), ("10M", 820_000), ("17M", 1_400_000)];
 
 fn data_dir() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
@@ -40,7 +45,7 @@ fn generate(name: &str, deals: usize) -> PathBuf {
         eprintln!("generating {} ({deals} deals)…", path.display());
         let tmp = path.with_extension("part");
         let out = std::fs::File::create(&tmp).expect("data file");
-        let status = Command::new(BIN)
+        let status = Command::new(env!("CARGO_BIN_EXE_funnelwatch"))
             .args(["generate", "--deals", &deals.to_string(), "--days", "120", "--seed", "2"])
             .args(["--until", "2026-10-01T00:00:00Z"])
             .stdout(out)
@@ -102,7 +107,7 @@ fn run(name: &str, path: &Path) {
     let port = free_port();
     let lines = BufReader::new(std::fs::File::open(path).expect("data")).lines().count();
     let start = Instant::now();
-    let child = Command::new(BIN)
+    let child = Command::new(bin())
         .args(["serve", "--source", &format!("file:{}", path.display()), "--clock", "event"])
         .env("FUNNELWATCH_LISTEN", format!("127.0.0.1:{port}"))
         .env("FUNNELWATCH_REFRESH_INTERVAL", "200ms")

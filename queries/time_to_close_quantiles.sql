@@ -3,9 +3,9 @@
 -- help: Nearest-rank quantiles of the time to close of deals won in the window.
 -- labels: pipeline, window, quantile
 -- value: value
-SELECT CAST(d.pipeline AS VARCHAR) AS pipeline, l.window, q.quantile,
+SELECT d.pipeline, l.window, q.quantile,
        CAST(nearest_rank(d.ms, q.numerator, q.denominator) AS DOUBLE) / 1000.0 AS value
 FROM close_durations d
 JOIN window_levels l ON l.w = d.w
 CROSS JOIN quantiles q
-GROUP BY CAST(d.pipeline AS VARCHAR), l.window, q.quantile
+GROUP BY d.pipeline, l.window, q.quantile

@@ -89,9 +89,10 @@ impl App {
                 }
             }
         }
-        self.state.publish(snap, ticket.expect("checked above"));
-        m.refreshes.inc();
-        m.refresh_duration.observe(start.elapsed().as_secs_f64());
+        if self.state.publish(snap, ticket.expect("checked above")) {
+            m.refreshes.inc();
+            m.refresh_duration.observe(start.elapsed().as_secs_f64());
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use crate::store::log::Ev;
 use crate::store::{dict, dictionary};
 
 /// The attribute columns of `deals`, by name, and their place in an event's attribute set.
-pub const ATTRIBUTES: [(&str, usize); 4] = [("owner", 1), ("team", 2), ("region", 3), ("source", 4)];
+const ATTRIBUTES: [(&str, usize); 4] = [("owner", 1), ("team", 2), ("region", 3), ("source", 4)];
 /// Place of the currency and the lost reason in an event's attribute set.
 const CURRENCY: usize = 0;
 const LOST_REASON: usize = 5;
@@ -37,7 +37,7 @@ const NONE_I64: i64 = i64::MIN;
 const NONE_U32: u32 = u32::MAX;
 const NONE_U16: u16 = u16::MAX;
 
-pub fn deals_schema() -> SchemaRef {
+fn deals_schema() -> SchemaRef {
     let mut fields = vec![
         Field::new("deal_key", DataType::UInt32, false),
         Field::new("pipeline", dict(DataType::UInt16), false),

@@ -3,10 +3,9 @@
 //!
 //! Readiness: the server is ready once a refresh that *began* while the
 //! source was caught up has published, and stays ready until the source
-//! falls behind again (a Kafka rebalance). A refresh that began before the
-//! source fell behind may still publish its numbers, but cannot make the
-//! server ready; one that begins while the source is behind publishes
-//! nothing, so half-rebuilt numbers are never served.
+//! falls behind again (a Kafka rebalance). A refresh that begins while the
+//! source is behind, or during which it falls behind, publishes nothing, so
+//! half-rebuilt numbers are never served.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,17 +100,23 @@ impl State {
     }
 
     /// Publishes the snapshot of a refresh begun with `ticket`, with the
-    /// next version; the server becomes ready unless the source fell behind
-    /// since the refresh began.
-    pub fn publish(&self, mut snap: Snapshot, ticket: Ticket) {
+    /// next version, and the server is ready. If the source fell behind
+    /// since the refresh began (a rebalance), the snapshot is dropped: the
+    /// numbers of an assignment that is gone are not published.
+    pub fn publish(&self, mut snap: Snapshot, ticket: Ticket) -> bool {
+        if self.behind_epoch.load(Ordering::SeqCst) != ticket.epoch {
+            tracing::debug!("the source fell behind during the refresh; its snapshot is dropped");
+            return false;
+        }
         snap.version = self.snapshot.load().version + 1;
         let (version, t_ms) = (snap.version, snap.t_ms);
         self.snapshot.store(Arc::new(snap));
         self.versions.send_replace(version);
-        if self.behind_epoch.load(Ordering::SeqCst) == ticket.epoch && !self.ready.swap(true, Ordering::SeqCst) {
+        if !self.ready.swap(true, Ordering::SeqCst) {
             self.ready_gauge.set(1);
             tracing::info!(t_ms, "refresh over caught-up sources published; ready");
         }
+        true
     }
 
     /// Waits for the next refresh: `interval`, or sooner when the source

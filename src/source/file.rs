@@ -20,6 +20,8 @@ pub async fn run(path: &Path, ingest: &Ingest, mut shutdown: watch::Receiver<boo
     file.read_to_end(&mut data).await.with_context(|| format!("cannot read {}", path.display()))?;
     // At the start a last line without a newline is complete: files often end so.
     let (lines, accepted, rejected) = push_lines(ingest, &part, &data).await;
+    // The events are in the store now; the file's bytes are not kept while following.
+    drop(data);
     tracing::info!(file = %path.display(), lines, accepted, rejected, "file read; following appended lines");
     ingest.caught_up();
 

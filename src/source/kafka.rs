@@ -185,6 +185,20 @@ struct Context {
 }
 
 impl Context {
+    /// Records whether the brokers are reachable: from the statistics, and
+    /// as soon as messages arrive (a rebuild can finish before the first
+    /// statistics, and readiness needs both).
+    fn set_connected(&self, connected: bool) {
+        if self.ingest.set_connected(connected) != connected {
+            if connected {
+                tracing::info!("connected to the Kafka brokers");
+            } else {
+                tracing::warn!("the Kafka brokers are unreachable; serving the last snapshot");
+            }
+        }
+        self.metrics.connected.set(connected as i64);
+    }
+
     fn set_caught_up(&self, caught_up: bool) {
         self.reported_caught_up.store(caught_up, Ordering::SeqCst);
         self.ingest.set_caught_up(caught_up);
@@ -215,6 +229,7 @@ impl Context {
                 Some(p) if p.epoch <= polled_at => p.committed,
                 _ => continue, // revoked, or reassigned (and rebuilt from its start) since it was polled
             };
+            self.set_connected(true);
             let pushed = self.ingest.push(&key, msgs.iter().map(|m| m.payload().unwrap_or_default()));
             let bytes: usize = msgs.iter().map(|m| m.payload_len() + m.key().map_or(0, <[u8]>::len)).sum();
             self.metrics.messages.with_label_values(&[&*key.topic]).inc_by(msgs.len() as u64);
@@ -319,14 +334,7 @@ impl Context {
 impl ClientContext for Context {
     fn stats(&self, s: Statistics) {
         let connected = s.brokers.values().any(|b| b.state == "UP" && b.source != "internal" && b.source != "logical");
-        if self.ingest.set_connected(connected) != connected {
-            if connected {
-                tracing::info!("connected to the Kafka brokers");
-            } else {
-                tracing::warn!("the Kafka brokers are unreachable; serving the last snapshot");
-            }
-        }
-        self.metrics.connected.set(connected as i64);
+        self.set_connected(connected);
         let parts = self.parts.lock().expect("parts lock");
         for (key, p) in parts.iter() {
             let high = s.topics.get(&*key.topic).and_then(|t| t.partitions.get(&key.partition)).map(|sp| sp.hi_offset);
@@ -352,6 +360,8 @@ impl ConsumerContext for Context {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                // The group coordinator answered: the brokers are reachable.
+                self.set_connected(true);
                 let plan = self.plan(consumer, tpl);
                 let mut parts = self.parts.lock().expect("parts lock");
                 for (key, part) in plan {

@@ -16,7 +16,7 @@
 //! store-wide dictionary. The `events` table is not kept as such: it is
 //! rebuilt from the logs for the queries that read it ([`Store::events`]).
 
-pub(crate) mod ids;
+mod ids;
 pub(crate) mod log;
 mod times;
 
@@ -83,7 +83,7 @@ pub fn events_schema() -> SchemaRef {
 
 /// A string interner with reusable, reference-counted keys: the values of one dictionary column.
 #[derive(Default)]
-pub(crate) struct Interner {
+struct Interner {
     keys: HashMap<Arc<str>, u32>,
     values: Vec<Option<Arc<str>>>,
     refs: Vec<u32>,
@@ -132,7 +132,7 @@ impl Interner {
         *r == 0
     }
 
-    pub(crate) fn get(&self, key: u32) -> Option<&str> {
+    fn get(&self, key: u32) -> Option<&str> {
         self.values.get(key as usize)?.as_deref()
     }
 
