@@ -37,7 +37,7 @@ const NONE_I64: i64 = i64::MIN;
 const NONE_U32: u32 = u32::MAX;
 const NONE_U16: u16 = u16::MAX;
 
-fn deals_schema() -> SchemaRef {
+pub fn deals_schema() -> SchemaRef {
     let mut fields = vec![
         Field::new("deal_key", DataType::UInt32, false),
         Field::new("pipeline", dict(DataType::UInt16), false),

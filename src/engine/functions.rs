@@ -14,9 +14,9 @@
 //!   the rows, so a refresh on two cores gives the same bits as on one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int32Array, ListArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array, ListArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{Accumulator, ColumnarValue, Volatility, create_udaf, create_udf};
@@ -24,18 +24,40 @@ use datafusion::prelude::SessionContext;
 
 use super::BUCKETS;
 
-/// Registers the functions for a refresh at `t_ms` with the given window widths.
-pub fn register(ctx: &SessionContext, t_ms: i64, widths: &[i64]) {
-    let mut starts: Vec<i64> = widths.iter().map(|w| t_ms.saturating_sub(*w)).collect();
-    starts.sort_unstable_by(|a, b| b.cmp(a));
-    ctx.register_udf(int_function("window_of", move |ms| {
-        if ms > t_ms {
-            return None;
-        }
-        starts.iter().position(|&s| ms > s).map(|i| i as i32)
+/// The evaluation time `window_of` reads: set before every refresh, so that
+/// the plans that call it are made once and kept (`window_of` is volatile,
+/// never folded into a plan).
+#[derive(Clone, Default)]
+pub struct Clock(Arc<RwLock<(i64, Vec<i64>)>>);
+
+impl Clock {
+    /// `t_ms` and the window starts `T − W`, widest first.
+    pub fn set(&self, t_ms: i64, widths: &[i64]) {
+        let mut starts: Vec<i64> = widths.iter().map(|w| t_ms.saturating_sub(*w)).collect();
+        starts.sort_unstable_by(|a, b| b.cmp(a));
+        *self.0.write().expect("clock lock") = (t_ms, starts);
+    }
+}
+
+/// Registers the functions; `window_of` reads `clock`.
+pub fn register(ctx: &SessionContext, clock: &Clock) {
+    let clock = clock.clone();
+    ctx.register_udf(int_function("window_of", Volatility::Volatile, move |ms| {
+        let guard = clock.0.read().expect("clock lock");
+        let (t_ms, starts) = &*guard;
+        ms.iter()
+            .map(|ms| {
+                let ms = ms.filter(|ms| ms <= t_ms)?;
+                starts.iter().position(|&s| ms > s).map(|i| i as i32)
+            })
+            .collect()
     }));
-    ctx.register_udf(int_function("bucket_of", |ms| {
-        Some(BUCKETS.iter().position(|&b| ms <= i64::from(b) * 1000).unwrap_or(BUCKETS.len()) as i32)
+    ctx.register_udf(int_function("bucket_of", Volatility::Immutable, |ms| {
+        ms.iter()
+            .map(|ms| {
+                ms.map(|ms| BUCKETS.iter().position(|&b| ms <= i64::from(b) * 1000).unwrap_or(BUCKETS.len()) as i32)
+            })
+            .collect()
     }));
     ctx.register_udaf(create_udaf(
         "nearest_rank",
@@ -55,21 +77,20 @@ pub fn register(ctx: &SessionContext, t_ms: i64, widths: &[i64]) {
     ));
 }
 
-/// A BIGINT → INT function, NULL in → NULL out.
+/// A BIGINT → INT function over whole arrays.
 fn int_function(
     name: &str,
-    f: impl Fn(i64) -> Option<i32> + Send + Sync + 'static,
+    volatility: Volatility,
+    f: impl Fn(&Int64Array) -> Int32Array + Send + Sync + 'static,
 ) -> datafusion::logical_expr::ScalarUDF {
     create_udf(
         name,
         vec![DataType::Int64],
         DataType::Int32,
-        Volatility::Immutable,
+        volatility,
         Arc::new(move |args: &[ColumnarValue]| {
             let arrays = ColumnarValue::values_to_arrays(args)?;
-            let ms = arrays[0].as_primitive::<Int64Type>();
-            let out: Int32Array = ms.iter().map(|v| v.and_then(&f)).collect();
-            Ok(ColumnarValue::Array(Arc::new(out)))
+            Ok(ColumnarValue::Array(Arc::new(f(arrays[0].as_primitive::<Int64Type>()))))
         }),
     )
 }
@@ -219,7 +240,6 @@ impl Accumulator for ExactSum {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::Int64Array;
 
     fn sum(xs: &[f64]) -> f64 {
         let mut s = ExactSum::default();

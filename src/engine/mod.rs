@@ -15,8 +15,13 @@
 //! two partitions so a refresh uses both cores; every built-in aggregate is
 //! exact (integer counts and sums, `exact_sum`, `nearest_rank`), so the
 //! output does not depend on how the partitions interleave.
+//!
+//! Every table is a [`Slot`]: its rows are replaced before each refresh,
+//! and each query's physical plan is made once and run again and again
+//! (made anew only when a base table's size changes by about 4×).
 
 mod functions;
+mod slot;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,14 +32,16 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::{Config, Pipeline, Window};
 use crate::deals;
 use crate::export::{self, Family, Kind, MetricSpec};
 use crate::store::{FactTables, Store};
+use slot::Slot;
 
 /// Histogram bucket upper bounds in seconds (METRICS.md §5).
 pub const BUCKETS: [u32; 12] =
@@ -216,10 +223,30 @@ pub struct Engine {
     windows: Vec<Window>,
     retention_ms: i64,
     queries: Vec<Query>,
-    memory_limit: usize,
     /// Some query reads the `events` table, which is then rebuilt for every refresh.
     needs_events: bool,
+    /// One session for the life of the engine: its tables are slots.
+    ctx: SessionContext,
+    clock: functions::Clock,
+    /// The base and parameter tables by name, refilled before every refresh.
+    inputs: BTreeMap<&'static str, Slot>,
+    plans: tokio::sync::Mutex<Plans>,
 }
+
+/// The queries' physical plans, made once and run by every refresh.
+#[derive(Default)]
+struct Plans {
+    /// The size class of each base table when the plans were made: they are
+    /// made again when one changes, so that join sides follow the data.
+    sizes: Vec<u32>,
+    /// By query; `None` until planned (or after a planning error, retried).
+    by_query: Vec<Option<Arc<dyn ExecutionPlan>>>,
+    /// The results of the `-- table:` queries, by table name.
+    outputs: BTreeMap<String, Slot>,
+}
+
+/// Base tables split in two partitions (both cores scan them).
+const SPLIT: [&str; 3] = ["deals", "reached", "events"];
 
 /// What a refresh reads from the store, gathered under its lock.
 pub struct Input {
@@ -241,14 +268,47 @@ impl Engine {
     pub fn new(config: &Config) -> Result<Engine, Vec<String>> {
         let queries = load_queries(config.queries_dir.as_deref())?;
         let needs_events = queries.iter().any(|q| reads_events(&q.sql));
-        Ok(Engine {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(config.query_memory_limit_bytes, 1.0)
+            .build_arc()
+            .map_err(|e| vec![format!("query_memory_limit: {e}")])?;
+        // Two partitions: both cores. The built-in aggregates are exact, so
+        // the interleaving of the partitions cannot change a bit of the output
+        // (a user query's plain SUM of doubles may differ in its last bits).
+        let mut session = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
+        // Plans are run again and again: no state may outlive a run.
+        let optimizer = &mut session.options_mut().optimizer;
+        optimizer.enable_dynamic_filter_pushdown = false;
+        optimizer.enable_topk_dynamic_filter_pushdown = false;
+        optimizer.enable_join_dynamic_filter_pushdown = false;
+        optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+        let ctx = SessionContext::new_with_config_rt(session, runtime);
+        let clock = functions::Clock::default();
+        functions::register(&ctx, &clock);
+        let mut engine = Engine {
             pipelines: config.pipelines.clone(),
             windows: config.windows.clone(),
             retention_ms: config.retention_ms,
+            plans: tokio::sync::Mutex::new(Plans { by_query: vec![None; queries.len()], ..Plans::default() }),
             queries,
-            memory_limit: config.query_memory_limit_bytes,
             needs_events,
-        })
+            ctx,
+            clock,
+            inputs: BTreeMap::new(),
+        };
+        let mut schemas = vec![
+            ("deals", deals::deals_schema()),
+            ("reached", deals::reached_schema()),
+            ("activity_counts", activity_counts_schema()),
+            ("events", crate::store::events_schema()),
+        ];
+        schemas.extend(engine.params(0).into_iter().map(|(name, batch)| (name, batch.schema())));
+        for (name, schema) in schemas {
+            let slot = Slot::new(name, schema, SPLIT.contains(&name));
+            engine.ctx.register_table(name, Arc::new(slot.clone())).map_err(|e| vec![e.to_string()])?;
+            engine.inputs.insert(name, slot);
+        }
+        Ok(engine)
     }
 
     /// Brings the store to `t_ms` and takes what the queries read from it
@@ -280,29 +340,17 @@ impl Engine {
         &self.queries
     }
 
-    fn context(&self) -> datafusion::error::Result<SessionContext> {
-        let runtime = RuntimeEnvBuilder::new().with_memory_limit(self.memory_limit, 1.0).build_arc()?;
-        // Two partitions: both cores. The built-in aggregates are exact, so
-        // the interleaving of the partitions cannot change a bit of the output
-        // (a user query's plain SUM of doubles may differ in its last bits).
-        let config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
-        Ok(SessionContext::new_with_config_rt(config, runtime))
-    }
-
-    /// Registers the base tables, the parameters and the functions for `t_ms`.
-    fn register(&self, ctx: &SessionContext, input: Input, t_ms: i64) -> datafusion::error::Result<()> {
-        let facts = &input.facts;
-        table(ctx, "deals", facts.deals.schema(), halves(std::slice::from_ref(&facts.deals)))?;
-        table(ctx, "reached", deals::reached_schema(), halves(&facts.reached))?;
-        table(ctx, "activity_counts", activity_counts_schema(), vec![vec![input.activities]])?;
-        if let Some(events) = input.events {
-            table(ctx, "events", crate::store::events_schema(), halves(&events))?;
-        }
+    /// Fills the base and parameter tables for `t_ms`.
+    fn fill(&self, input: Input, t_ms: i64) {
+        self.clock.set(t_ms, &self.windows.iter().map(|w| w.ms).collect::<Vec<_>>());
+        let slot = |name: &str| &self.inputs[name];
+        slot("deals").set(std::slice::from_ref(&input.facts.deals));
+        slot("reached").set(&input.facts.reached);
+        slot("activity_counts").set(&[input.activities]);
+        slot("events").set(&input.events.unwrap_or_default());
         for (name, batch) in self.params(t_ms) {
-            table(ctx, name, batch.schema(), vec![vec![batch]])?;
+            slot(name).set(&[batch]);
         }
-        functions::register(ctx, t_ms, &self.windows.iter().map(|w| w.ms).collect::<Vec<_>>());
-        Ok(())
     }
 
     /// The parameter tables for evaluation time `t_ms`.
@@ -395,40 +443,75 @@ impl Engine {
         ]
     }
 
-    /// Runs every query over `events` at `t_ms`. A failing query is reported
+    /// Runs every query over `input` at `t_ms`. A failing query is reported
     /// in [`Snapshot::queries`] and its family left out; the rest go on.
     pub async fn refresh(&self, input: Input, t_ms: i64) -> Result<Snapshot, String> {
-        let ctx = self.context().map_err(|e| e.to_string())?;
-        self.register(&ctx, input, t_ms).map_err(|e| format!("registering tables: {e}"))?;
+        let mut plans = self.plans.lock().await;
+        self.fill(input, t_ms);
+        // Size classes of a factor of 4: a few new plans from empty to millions of rows.
+        let sizes: Vec<u32> = self.inputs.values().map(|s| (usize::BITS - s.num_rows().leading_zeros()) / 2).collect();
+        if sizes != plans.sizes {
+            plans.by_query.fill(None);
+            plans.sizes = sizes;
+        }
         let mut snap = Snapshot { t_ms, ..Default::default() };
-        for q in &self.queries {
+        for (i, q) in self.queries.iter().enumerate() {
             let start = Instant::now();
-            let result = run(&ctx, q).await.and_then(|(schema, batches)| match &q.output {
-                Output::Table(name) => table(&ctx, name, schema, vec![batches]).map_err(|e| e.to_string()),
-                Output::Metric(spec) => export::family(spec, &batches).map(|f| snap.families.push(f)),
-            });
+            let result = self.run(&mut plans, i).await.map_err(|e| e.to_string());
+            let result = match (&q.output, result) {
+                (Output::Table(name), Ok((schema, batches))) => {
+                    self.output(&mut plans, name, schema).map(|slot| slot.set(&batches))
+                }
+                (Output::Table(name), Err(e)) => {
+                    if let Some(slot) = plans.outputs.get(name) {
+                        slot.fail(format!("{} failed: {e}", q.file));
+                    }
+                    Err(e)
+                }
+                (Output::Metric(spec), Ok((_, batches))) => {
+                    export::family(spec, &batches).map(|f| snap.families.push(f))
+                }
+                (Output::Metric(_), Err(e)) => Err(e),
+            };
             snap.queries.push((q.file.clone(), result.map(|()| start.elapsed().as_secs_f64())));
         }
         snap.text = export::render(&snap.families);
         Ok(snap)
     }
 
+    /// Runs query `i`, planning it first if it has no plan.
+    async fn run(&self, plans: &mut Plans, i: usize) -> datafusion::error::Result<(SchemaRef, Vec<RecordBatch>)> {
+        let plan = match &plans.by_query[i] {
+            Some(plan) => reset_plan_states(plan.clone())?,
+            None => {
+                let plan = self.ctx.sql(&self.queries[i].sql).await?.create_physical_plan().await?;
+                plans.by_query[i] = Some(plan.clone());
+                plan
+            }
+        };
+        let schema = plan.schema();
+        Ok((schema, collect(plan, self.ctx.task_ctx()).await?))
+    }
+
+    /// The slot of a `-- table:` query's result, registered on first use.
+    fn output<'a>(&self, plans: &'a mut Plans, name: &str, schema: SchemaRef) -> Result<&'a Slot, String> {
+        if !plans.outputs.contains_key(name) {
+            let slot = Slot::new(name, schema, false);
+            self.ctx.register_table(name, Arc::new(slot.clone())).map_err(|e| e.to_string())?;
+            plans.outputs.insert(name.to_string(), slot);
+        }
+        Ok(&plans.outputs[name])
+    }
+
     /// Plans every query against empty tables: the check behind `funnelwatch check`.
     pub async fn check(&self) -> Vec<String> {
-        let ctx = match self.context() {
-            Ok(c) => c,
-            Err(e) => return vec![e.to_string()],
-        };
+        let mut plans = self.plans.lock().await;
         let mut store = Store::new(&self.pipelines, self.retention_ms);
-        let mut input = self.gather(&mut store, 0);
-        input.events = Some(Vec::new());
-        if let Err(e) = self.register(&ctx, input, 0) {
-            return vec![e.to_string()];
-        }
+        let input = self.gather(&mut store, 0);
+        self.fill(input, 0);
         let mut errs = Vec::new();
         for q in &self.queries {
-            let plan = ctx.sql(&q.sql).await;
-            let schema: SchemaRef = match plan {
+            let schema: SchemaRef = match self.ctx.sql(&q.sql).await {
                 Ok(df) => Arc::new(df.schema().as_arrow().clone()),
                 Err(e) => {
                     errs.push(format!("{}: {e}", q.file));
@@ -437,7 +520,7 @@ impl Engine {
             };
             match &q.output {
                 Output::Table(name) => {
-                    if let Err(e) = table(&ctx, name, schema, vec![vec![]]) {
+                    if let Err(e) = self.output(&mut plans, name, schema) {
                         errs.push(format!("{}: {e}", q.file));
                     }
                 }
@@ -457,42 +540,6 @@ impl Engine {
         }
         errs
     }
-}
-
-async fn run(ctx: &SessionContext, q: &Query) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-    let df = ctx.sql(&q.sql).await.map_err(|e| e.to_string())?;
-    let schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.map_err(|e| e.to_string())?;
-    Ok((schema, batches))
-}
-
-fn table(
-    ctx: &SessionContext,
-    name: &str,
-    schema: SchemaRef,
-    partitions: Vec<Vec<RecordBatch>>,
-) -> datafusion::error::Result<()> {
-    let t = MemTable::try_new(schema, partitions)?;
-    ctx.register_table(name, Arc::new(t))?;
-    Ok(())
-}
-
-/// The batches' rows in two partitions of about equal size (zero-copy slices).
-fn halves(batches: &[RecordBatch]) -> Vec<Vec<RecordBatch>> {
-    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut parts = vec![Vec::new(), Vec::new()];
-    let mut seen = 0;
-    for b in batches {
-        let split = (total / 2).saturating_sub(seen).min(b.num_rows());
-        if split > 0 {
-            parts[0].push(b.slice(0, split));
-        }
-        if split < b.num_rows() {
-            parts[1].push(b.slice(split, b.num_rows() - split));
-        }
-        seen += b.num_rows();
-    }
-    parts
 }
 
 /// Whether a query's SQL names the `events` table (as a table, not a CTE).
