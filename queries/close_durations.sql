@@ -3,6 +3,6 @@
 -- window (window_of), ms = R(d, won) - C(d). A window holds the rows with
 -- w <= its idx. Sums add the integer ms (exact, so independent of row
 -- order) and convert to seconds at the end.
-SELECT pipeline, window_of(won_ms) AS w, won_ms - created_ms AS ms
+SELECT pipeline_index, window_of(won_ms) AS w, won_ms - created_ms AS ms
 FROM deals
 WHERE window_of(won_ms) IS NOT NULL

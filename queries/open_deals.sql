@@ -6,5 +6,5 @@
 SELECT s.pipeline, s.funnel_stage, COUNT(d.deal_key) AS value
 FROM stages s
 LEFT JOIN deals d
-  ON d.pipeline = s.pipeline AND d.stage_index = s.stage_index AND d.state = 'open'
+  ON d.pipeline_index = s.pipeline_index AND d.stage_index = s.stage_index AND d.state = 'open'
 GROUP BY s.pipeline, s.funnel_stage

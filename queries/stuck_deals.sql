@@ -8,6 +8,6 @@ SELECT s.pipeline, s.funnel_stage,
 FROM stages s
 CROSS JOIN params p
 LEFT JOIN deals d
-  ON d.pipeline = s.pipeline AND d.stage_index = s.stage_index AND d.state = 'open'
+  ON d.pipeline_index = s.pipeline_index AND d.stage_index = s.stage_index AND d.state = 'open'
 WHERE s.sla_ms IS NOT NULL
 GROUP BY s.pipeline, s.funnel_stage

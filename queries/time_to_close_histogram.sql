@@ -4,9 +4,9 @@
 -- labels: pipeline, window
 -- value: value
 WITH g AS (
-  SELECT pipeline, w, bucket_of(ms) AS b, COUNT(*) AS n, SUM(ms) AS ms
+  SELECT pipeline_index, w, bucket_of(ms) AS b, COUNT(*) AS n, SUM(ms) AS ms
   FROM close_durations
-  GROUP BY pipeline, w, bucket_of(ms)
+  GROUP BY pipeline_index, w, bucket_of(ms)
 )
 SELECT p.pipeline, w.window, bk.le,
        COALESCE(SUM(CASE WHEN g.w <= w.idx AND g.b <= bk.idx THEN g.n END), 0) AS value,
@@ -14,5 +14,5 @@ SELECT p.pipeline, w.window, bk.le,
 FROM pipelines p
 CROSS JOIN windows w
 CROSS JOIN buckets bk
-LEFT JOIN g ON g.pipeline = p.pipeline
+LEFT JOIN g ON g.pipeline_index = p.pipeline_index
 GROUP BY p.pipeline, w.window, bk.le

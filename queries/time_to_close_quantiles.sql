@@ -3,9 +3,13 @@
 -- help: Nearest-rank quantiles of the time to close of deals won in the window.
 -- labels: pipeline, window, quantile
 -- value: value
-SELECT d.pipeline, l.window, q.quantile,
-       CAST(nearest_rank(d.ms, q.numerator, q.denominator) AS DOUBLE) / 1000.0 AS value
-FROM close_durations d
-JOIN window_levels l ON l.w = d.w
-CROSS JOIN quantiles q
-GROUP BY d.pipeline, l.window, q.quantile
+WITH q AS (
+  SELECT d.pipeline_index, l.window, q.quantile, nearest_rank(d.ms, q.numerator, q.denominator) AS ms
+  FROM close_durations d
+  JOIN window_levels l ON l.w = d.w
+  CROSS JOIN quantiles q
+  GROUP BY d.pipeline_index, l.window, q.quantile
+)
+SELECT p.pipeline, q.window, q.quantile, CAST(q.ms AS DOUBLE) / 1000.0 AS value
+FROM q
+JOIN pipelines p ON p.pipeline_index = q.pipeline_index

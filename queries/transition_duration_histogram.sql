@@ -4,9 +4,9 @@
 -- labels: pipeline, from_stage, to_stage, window
 -- value: value
 WITH g AS (
-  SELECT pipeline, from_index, w, bucket_of(ms) AS b, COUNT(*) AS n, SUM(ms) AS ms
+  SELECT pipeline_index, from_index, w, bucket_of(ms) AS b, COUNT(*) AS n, SUM(ms) AS ms
   FROM transition_durations
-  GROUP BY pipeline, from_index, w, bucket_of(ms)
+  GROUP BY pipeline_index, from_index, w, bucket_of(ms)
 )
 SELECT t.pipeline, t.from_stage, t.to_stage, w.window, bk.le,
        COALESCE(SUM(CASE WHEN g.w <= w.idx AND g.b <= bk.idx THEN g.n END), 0) AS value,
@@ -14,5 +14,5 @@ SELECT t.pipeline, t.from_stage, t.to_stage, w.window, bk.le,
 FROM transitions t
 CROSS JOIN windows w
 CROSS JOIN buckets bk
-LEFT JOIN g ON g.pipeline = t.pipeline AND g.from_index = t.from_index
+LEFT JOIN g ON g.pipeline_index = t.pipeline_index AND g.from_index = t.from_index
 GROUP BY t.pipeline, t.from_stage, t.to_stage, w.window, bk.le

@@ -41,6 +41,7 @@ pub fn deals_schema() -> SchemaRef {
     let mut fields = vec![
         Field::new("deal_key", DataType::UInt32, false),
         Field::new("pipeline", dict(DataType::UInt16), false),
+        Field::new("pipeline_index", DataType::UInt16, false),
         Field::new("deal_id", dict(DataType::UInt32), false),
         Field::new("created_ms", DataType::Int64, true),
         Field::new("won_ms", DataType::Int64, true),
@@ -61,6 +62,7 @@ pub fn reached_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("deal_key", DataType::UInt32, false),
         Field::new("pipeline", dict(DataType::UInt16), false),
+        Field::new("pipeline_index", DataType::UInt16, false),
         Field::new("stage_index", DataType::Int32, false),
         Field::new("funnel_stage", dict(DataType::UInt16), false),
         Field::new("reached_ms", DataType::Int64, false),
@@ -254,6 +256,7 @@ impl Facts {
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(slots.clone()),
             dictionary(pipeline.clone(), v.pipelines),
+            Arc::new(pipeline.clone()),
             dictionary(slots.clone(), v.deal_ids),
             Arc::new(opt::<Int64Type>(created, NONE_I64)),
             Arc::new(opt::<Int64Type>(&won, NONE_I64)),
@@ -288,6 +291,7 @@ impl Facts {
             let cols: Vec<ArrayRef> = vec![
                 Arc::new(slots.clone()),
                 dictionary(pipeline.clone(), v.pipelines),
+                Arc::new(pipeline.clone()),
                 Arc::new(Int32Array::from_value(i as i32, n)),
                 dictionary(funnel, v.stages),
                 Arc::new(Int64Array::from(r.clone())),

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt16Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -359,9 +359,13 @@ impl Engine {
         let strs = |v: Vec<&str>| col(Arc::new(StringArray::from(v)));
         let ints = |v: Vec<i64>| col(Arc::new(Int64Array::from(v)));
         let i32s = |v: Vec<i32>| col(Arc::new(Int32Array::from(v)));
+        let u16s = |v: Vec<u16>| col(Arc::new(UInt16Array::from(v)));
         let batch = |cols: Vec<(&str, ArrayRef)>| RecordBatch::try_from_iter(cols).expect("parameter table");
-        let stages: Vec<(&Pipeline, usize)> =
-            self.pipelines.iter().flat_map(|p| (0..p.stages.len()).map(move |i| (p, i))).collect();
+        // (pipeline index, stage index) of every stage.
+        let stages: Vec<(u16, usize)> = (0..self.pipelines.len())
+            .flat_map(|p| (0..self.pipelines[p].stages.len()).map(move |i| (p as u16, i)))
+            .collect();
+        let pipeline = |p: u16| &self.pipelines[usize::from(p)];
         vec![
             ("params", batch(vec![("t_ms", ints(vec![t_ms])), ("retention_ms", ints(vec![self.retention_ms]))])),
             (
@@ -386,6 +390,7 @@ impl Engine {
                 "pipelines",
                 batch(vec![
                     ("pipeline", strs(self.pipelines.iter().map(|p| p.id.as_str()).collect())),
+                    ("pipeline_index", u16s((0..self.pipelines.len()).map(|i| i as u16).collect())),
                     ("currency", strs(self.pipelines.iter().map(|p| p.currency.as_str()).collect())),
                     ("won_index", i32s(self.pipelines.iter().map(|p| p.won as i32).collect())),
                     ("won_stage", strs(self.pipelines.iter().map(|p| p.stages[p.won].id.as_str()).collect())),
@@ -394,22 +399,27 @@ impl Engine {
             (
                 "stages",
                 batch(vec![
-                    ("pipeline", strs(stages.iter().map(|(p, _)| p.id.as_str()).collect())),
+                    ("pipeline", strs(stages.iter().map(|&(p, _)| pipeline(p).id.as_str()).collect())),
+                    ("pipeline_index", u16s(stages.iter().map(|(p, _)| *p).collect())),
                     ("stage_index", i32s(stages.iter().map(|(_, i)| *i as i32).collect())),
-                    ("funnel_stage", strs(stages.iter().map(|(p, i)| p.stages[*i].id.as_str()).collect())),
-                    ("label", strs(stages.iter().map(|(p, i)| p.stages[*i].label.as_str()).collect())),
+                    ("funnel_stage", strs(stages.iter().map(|&(p, i)| pipeline(p).stages[i].id.as_str()).collect())),
+                    ("label", strs(stages.iter().map(|&(p, i)| pipeline(p).stages[i].label.as_str()).collect())),
                     (
                         "won",
-                        col(Arc::new(BooleanArray::from(stages.iter().map(|(p, i)| p.won == *i).collect::<Vec<_>>()))),
+                        col(Arc::new(BooleanArray::from(
+                            stages.iter().map(|&(p, i)| pipeline(p).won == i).collect::<Vec<_>>(),
+                        ))),
                     ),
                     (
                         "post_sale",
-                        col(Arc::new(BooleanArray::from(stages.iter().map(|(p, i)| *i > p.won).collect::<Vec<_>>()))),
+                        col(Arc::new(BooleanArray::from(
+                            stages.iter().map(|&(p, i)| i > pipeline(p).won).collect::<Vec<_>>(),
+                        ))),
                     ),
                     (
                         "sla_ms",
                         col(Arc::new(Int64Array::from(
-                            stages.iter().map(|(p, i)| p.stages[*i].sla_ms).collect::<Vec<_>>(),
+                            stages.iter().map(|&(p, i)| pipeline(p).stages[i].sla_ms).collect::<Vec<_>>(),
                         ))),
                     ),
                 ]),
