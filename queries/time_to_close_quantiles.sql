@@ -3,13 +3,14 @@
 -- help: Nearest-rank quantiles of the time to close of deals won in the window.
 -- labels: pipeline, window, quantile
 -- value: value
-WITH q AS (
-  SELECT d.pipeline_index, l.window, q.quantile, nearest_rank(d.ms, q.numerator, q.denominator) AS ms
+WITH r AS (
+  SELECT d.pipeline_index, q.quantile, nearest_rank_by_window(d.w, d.ms, q.numerator, q.denominator) AS ranks
   FROM close_durations d
-  JOIN window_levels l ON l.w = d.w
   CROSS JOIN quantiles q
-  GROUP BY d.pipeline_index, l.window, q.quantile
+  GROUP BY d.pipeline_index, q.quantile
 )
-SELECT p.pipeline, q.window, q.quantile, CAST(q.ms AS DOUBLE) / 1000.0 AS value
-FROM q
-JOIN pipelines p ON p.pipeline_index = q.pipeline_index
+SELECT p.pipeline, w.window, r.quantile, CAST(list_at(r.ranks, w.idx) AS DOUBLE) / 1000.0 AS value
+FROM r
+JOIN pipelines p ON p.pipeline_index = r.pipeline_index
+CROSS JOIN windows w
+WHERE list_at(r.ranks, w.idx) IS NOT NULL

@@ -7,30 +7,25 @@
 //!   is summed into every wider one (`idx >= window_of(ms)`).
 //! - `bucket_of(ms)`: the `idx` (in `buckets`) of the smallest histogram
 //!   bucket that holds a duration of `ms` milliseconds.
-//! - `nearest_rank(ms, numerator, denominator)`: the nearest-rank quantile
-//!   `numerator / denominator` (both constant) of a group, exact, by
-//!   selection rather than sorting.
+//! - `nearest_rank(ms, numerator, denominator)` and
+//!   `nearest_rank_by_window(w, ms, numerator, denominator)`: exact
+//!   nearest-rank quantiles by selection (see [`rank`]);
+//! - `list_at(list, k)`: element `k` (from 0) of a list of BIGINT, NULL
+//!   past its end: how a query reads `nearest_rank_by_window`'s list at a
+//!   window's `idx`.
 //! - `exact_sum(x)`: a sum of doubles that does not depend on the order of
 //!   the rows, so a refresh on two cores gives the same bits as on one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int32Array, Int64Array, ListArray,
-};
-use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator, Signature, Volatility,
-    create_udaf, create_udf,
-};
+use datafusion::logical_expr::{Accumulator, ColumnarValue, Volatility, create_udaf, create_udf};
 use datafusion::prelude::SessionContext;
 
-use super::BUCKETS;
+use super::{BUCKETS, rank};
 
 /// The evaluation time `window_of` reads: set before every refresh, so that
 /// the plans that call it are made once and kept (`window_of` is volatile,
@@ -39,7 +34,7 @@ use super::BUCKETS;
 pub struct Clock(Arc<RwLock<(i64, Vec<i64>)>>);
 
 impl Clock {
-    /// `t_ms` and the window starts `T − W`, widest first.
+    /// `t_ms` and the window starts `T − W`, the narrowest window's first.
     pub fn set(&self, t_ms: i64, widths: &[i64]) {
         let mut starts: Vec<i64> = widths.iter().map(|w| t_ms.saturating_sub(*w)).collect();
         starts.sort_unstable_by(|a, b| b.cmp(a));
@@ -47,8 +42,8 @@ impl Clock {
     }
 }
 
-/// Registers the functions; `window_of` reads `clock`.
-pub fn register(ctx: &SessionContext, clock: &Clock) {
+/// Registers the functions for `windows` windows; `window_of` reads `clock`.
+pub fn register(ctx: &SessionContext, clock: &Clock, windows: usize) {
     let clock = clock.clone();
     ctx.register_udf(int_function("window_of", Volatility::Volatile, move |ms| {
         let guard = clock.0.read().expect("clock lock");
@@ -67,9 +62,27 @@ pub fn register(ctx: &SessionContext, clock: &Clock) {
             })
             .collect()
     }));
-    ctx.register_udaf(AggregateUDF::from(NearestRankFunction {
-        signature: Signature::exact(vec![DataType::Int64; 3], Volatility::Immutable),
-    }));
+    ctx.register_udaf(rank::nearest_rank());
+    ctx.register_udaf(rank::nearest_rank_by_window(windows));
+    ctx.register_udf(create_udf(
+        "list_at",
+        vec![DataType::new_list(DataType::Int64, true), DataType::Int32],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (lists, at) = (arrays[0].as_list::<i32>(), arrays[1].as_primitive::<Int32Type>());
+            let out: Int64Array = (0..lists.len())
+                .map(|i| {
+                    let k = usize::try_from(at.is_valid(i).then(|| at.value(i))?).ok()?;
+                    let list = lists.is_valid(i).then(|| lists.value(i))?;
+                    let list = list.as_primitive::<Int64Type>();
+                    (k < list.len() && list.is_valid(k)).then(|| list.value(k))
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    ));
     ctx.register_udaf(create_udaf(
         "exact_sum",
         vec![DataType::Float64],
@@ -96,206 +109,6 @@ fn int_function(
             Ok(ColumnarValue::Array(Arc::new(f(arrays[0].as_primitive::<Int64Type>()))))
         }),
     )
-}
-
-/// The nearest-rank quantile `num/den` of `values` (reordered), `None` if there are none.
-fn select(values: &mut [i64], fraction: Option<(i64, i64)>) -> Result<Option<i64>> {
-    let (Some((num, den)), false) = (fraction, values.is_empty()) else {
-        return Ok(None);
-    };
-    if den <= 0 || num < 0 || num > den {
-        return datafusion::common::plan_err!("nearest_rank: {num}/{den} is not a fraction in [0, 1]");
-    }
-    // Rank ceil(q·n) with exact integers (docs/metrics.md §5), at least 1.
-    let n = values.len() as i64;
-    let rank = ((num * n + den - 1) / den).max(1) as usize;
-    let (_, v, _) = values.select_nth_unstable(rank - 1);
-    Ok(Some(*v))
-}
-
-/// The first valid (numerator, denominator) of a batch (constant per group).
-fn fraction_of(num: &ArrayRef, den: &ArrayRef) -> Option<(i64, i64)> {
-    let (n, d) = (num.as_primitive::<Int64Type>(), den.as_primitive::<Int64Type>());
-    (0..n.len()).find(|&i| n.is_valid(i) && d.is_valid(i)).map(|i| (n.value(i), d.value(i)))
-}
-
-/// `nearest_rank`: an [`Accumulator`] for a single group and a
-/// [`GroupsAccumulator`] (one vector per group, no per-group batches) for GROUP BY.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct NearestRankFunction {
-    signature: Signature,
-}
-
-impl AggregateUDFImpl for NearestRankFunction {
-    fn name(&self) -> &str {
-        "nearest_rank"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Int64)
-    }
-
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(NearestRank::default()))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![
-            Arc::new(Field::new(
-                format_state_name(args.name, "values"),
-                DataType::new_list(DataType::Int64, true),
-                true,
-            )),
-            Arc::new(Field::new(format_state_name(args.name, "numerator"), DataType::Int64, true)),
-            Arc::new(Field::new(format_state_name(args.name, "denominator"), DataType::Int64, true)),
-        ])
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(NearestRankGroups::default()))
-    }
-}
-
-/// Per group: its values and its fraction (the query may give each group another).
-#[derive(Default)]
-struct NearestRankGroups {
-    groups: Vec<Group>,
-}
-
-#[derive(Default)]
-struct Group {
-    values: Vec<i64>,
-    fraction: Option<(i64, i64)>,
-}
-
-/// The state of `groups`: their values as lists, and their fractions.
-fn state_of(groups: &[Group]) -> Vec<ArrayRef> {
-    let values = Int64Array::from_iter_values(groups.iter().flat_map(|g| g.values.iter().copied()));
-    let offsets = OffsetBuffer::from_lengths(groups.iter().map(|g| g.values.len()));
-    let field = Arc::new(Field::new_list_field(DataType::Int64, true));
-    let lists = ListArray::new(field, offsets, Arc::new(values), None);
-    let (num, den): (Vec<_>, Vec<_>) = groups.iter().map(|g| g.fraction.unzip()).unzip();
-    vec![Arc::new(lists), Arc::new(Int64Array::from(num)), Arc::new(Int64Array::from(den))]
-}
-
-/// Row `i`'s (numerator, denominator), if both are there.
-fn fraction_at(num: &Int64Array, den: &Int64Array, i: usize) -> Option<(i64, i64)> {
-    (num.is_valid(i) && den.is_valid(i)).then(|| (num.value(i), den.value(i)))
-}
-
-impl GroupsAccumulator for NearestRankGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Group::default);
-        let ms = values[0].as_primitive::<Int64Type>();
-        let (num, den) = (values[1].as_primitive::<Int64Type>(), values[2].as_primitive::<Int64Type>());
-        for (i, &g) in group_indices.iter().enumerate() {
-            if opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i)) {
-                let group = &mut self.groups[g];
-                group.fraction = group.fraction.or_else(|| fraction_at(num, den, i));
-                if ms.is_valid(i) {
-                    group.values.push(ms.value(i));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let mut groups = emit_to.take_needed(&mut self.groups);
-        let out: Result<Int64Array> = groups.iter_mut().map(|g| select(&mut g.values, g.fraction)).collect();
-        Ok(Arc::new(out?))
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(state_of(&emit_to.take_needed(&mut self.groups)))
-    }
-
-    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Group::default);
-        let lists = values[0].as_list::<i32>();
-        let (num, den) = (values[1].as_primitive::<Int64Type>(), values[2].as_primitive::<Int64Type>());
-        for (i, &g) in group_indices.iter().enumerate() {
-            let group = &mut self.groups[g];
-            group.fraction = group.fraction.or_else(|| fraction_at(num, den, i));
-            if lists.is_valid(i) {
-                group.values.extend(lists.value(i).as_primitive::<Int64Type>().iter().flatten());
-            }
-        }
-        Ok(())
-    }
-
-    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        let ms = values[0].as_primitive::<Int64Type>();
-        let (num, den) = (values[1].as_primitive::<Int64Type>(), values[2].as_primitive::<Int64Type>());
-        let rows: Vec<Group> = (0..ms.len())
-            .map(|i| match opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i)) {
-                true => Group {
-                    values: ms.is_valid(i).then(|| ms.value(i)).into_iter().collect(),
-                    fraction: fraction_at(num, den, i),
-                },
-                false => Group::default(),
-            })
-            .collect();
-        Ok(state_of(&rows))
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self)
-            + self.groups.iter().map(|g| g.values.capacity() * 8 + std::mem::size_of::<Group>()).sum::<usize>()
-    }
-}
-
-#[derive(Debug, Default)]
-struct NearestRank {
-    values: Vec<i64>,
-    fraction: Option<(i64, i64)>,
-}
-
-impl Accumulator for NearestRank {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.fraction = self.fraction.or_else(|| fraction_of(&values[1], &values[2]));
-        self.values.extend(values[0].as_primitive::<Int64Type>().iter().flatten());
-        Ok(())
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Int64(select(&mut self.values, self.fraction)?))
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.values.capacity() * 8
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let list = ListArray::from_iter_primitive::<Int64Type, _, _>([Some(self.values.iter().map(|v| Some(*v)))]);
-        let (num, den) = self.fraction.unzip();
-        Ok(vec![ScalarValue::List(Arc::new(list)), ScalarValue::Int64(num), ScalarValue::Int64(den)])
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.fraction = self.fraction.or_else(|| fraction_of(&states[1], &states[2]));
-        let lists = states[0].as_list::<i32>();
-        for i in 0..lists.len() {
-            if lists.is_valid(i) {
-                self.values.extend(lists.value(i).as_primitive::<Int64Type>().iter().flatten());
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Exact per binary exponent: each double is an integer mantissa times
@@ -412,50 +225,5 @@ mod tests {
         }
         assert_eq!(merged.evaluate().unwrap(), ScalarValue::Float64(Some(sum(&xs))));
         assert_eq!(ExactSum::default().evaluate().unwrap(), ScalarValue::Float64(None));
-    }
-
-    #[test]
-    fn nearest_rank_selects_ceil_q_n() {
-        let q = |num: i64, den: i64, xs: &[i64]| {
-            let mut r = NearestRank::default();
-            let n = xs.len();
-            let col = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v; n])) };
-            r.update_batch(&[Arc::new(Int64Array::from(xs.to_vec())), col(num), col(den)]).unwrap();
-            r.evaluate().unwrap()
-        };
-        let xs = [50, 10, 40, 20, 30];
-        assert_eq!(q(1, 2, &xs), ScalarValue::Int64(Some(30)), "rank ceil(2.5) = 3");
-        assert_eq!(q(9, 10, &xs), ScalarValue::Int64(Some(50)), "rank ceil(4.5) = 5");
-        assert_eq!(q(1, 2, &[7, 3]), ScalarValue::Int64(Some(3)), "rank ceil(1) = 1");
-        assert_eq!(q(1, 2, &[]), ScalarValue::Int64(None));
-    }
-
-    #[test]
-    fn nearest_rank_groups_split_merge_and_filter_like_one_accumulator() {
-        let ints = |v: &[i64]| -> ArrayRef { Arc::new(Int64Array::from(v.to_vec())) };
-        // Group 0 asks for the median, group 1 for the 0.9 quantile.
-        let (num, den) = (ints(&[1, 9, 1, 9, 1, 9]), ints(&[2, 10, 2, 10, 2, 10]));
-        let ms = ints(&[50, 10, 40, 20, 30, 99]);
-        let groups = [0, 1, 0, 1, 0, 1];
-        // The last row is filtered out.
-        let filter = BooleanArray::from(vec![true, true, true, true, true, false]);
-        // Two partial accumulators over halves of the rows, merged in reverse order.
-        let (mut a, mut b) = (NearestRankGroups::default(), NearestRankGroups::default());
-        let half = |x: &ArrayRef, r: std::ops::Range<usize>| x.slice(r.start, r.len());
-        a.update_batch(&[half(&ms, 0..3), half(&num, 0..3), half(&den, 0..3)], &groups[..3], None, 2).unwrap();
-        let f = filter.slice(3, 3);
-        b.update_batch(&[half(&ms, 3..6), half(&num, 3..6), half(&den, 3..6)], &groups[3..], Some(&f), 2).unwrap();
-        let mut merged = NearestRankGroups::default();
-        for mut part in [b, a] {
-            merged.merge_batch(&part.state(EmitTo::All).unwrap(), &[0, 1], 2).unwrap();
-        }
-        let out = merged.evaluate(EmitTo::All).unwrap();
-        // Group 0: {50, 40, 30} → rank ceil(1.5) = 2: 40; group 1: {10, 20} → rank ceil(1.8) = 2: 20.
-        assert_eq!(out.as_primitive::<Int64Type>().values().to_vec(), vec![40, 20]);
-        // Rows converted to state one by one give the same.
-        let state = merged.convert_to_state(&[ms, num, den], Some(&filter)).unwrap();
-        let mut again = NearestRankGroups::default();
-        again.merge_batch(&state, &groups, 2).unwrap();
-        assert_eq!(again.evaluate(EmitTo::All).unwrap().as_primitive::<Int64Type>().values().to_vec(), vec![40, 20]);
     }
 }

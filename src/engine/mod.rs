@@ -21,6 +21,7 @@
 //! (made anew only when a base table's size changes by about 4×).
 
 mod functions;
+mod rank;
 mod slot;
 
 use std::collections::BTreeMap;
@@ -284,7 +285,7 @@ impl Engine {
         optimizer.enable_aggregate_dynamic_filter_pushdown = false;
         let ctx = SessionContext::new_with_config_rt(session, runtime);
         let clock = functions::Clock::default();
-        functions::register(&ctx, &clock);
+        functions::register(&ctx, &clock, config.windows.len());
         let mut engine = Engine {
             pipelines: config.pipelines.clone(),
             windows: config.windows.clone(),

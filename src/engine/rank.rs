@@ -1,0 +1,377 @@
+//! Exact nearest-rank quantiles by selection (docs/metrics.md §5), as
+//! DataFusion aggregates that keep one vector of values per group:
+//!
+//! - `nearest_rank(ms, numerator, denominator)`: the quantile
+//!   `numerator / denominator` (constant per group) of the group's values;
+//! - `nearest_rank_by_window(w, ms, numerator, denominator)`: a list with
+//!   one element per window, element `k` being the quantile of the values
+//!   whose `w` (a `window_of` index) is `<= k`, NULL where there are none.
+//!   The windows all end at T, so a value counts in its smallest window and
+//!   every wider one: one pass over the rows instead of a row per window.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, ListArray};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Int64Type};
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
+
+/// `nearest_rank`.
+pub fn nearest_rank() -> AggregateUDF {
+    AggregateUDF::from(Rank {
+        name: "nearest_rank",
+        signature: Signature::exact(vec![DataType::Int64; 3], Volatility::Immutable),
+        windows: None,
+    })
+}
+
+/// `nearest_rank_by_window` for `windows` windows.
+pub fn nearest_rank_by_window(windows: usize) -> AggregateUDF {
+    AggregateUDF::from(Rank {
+        name: "nearest_rank_by_window",
+        signature: Signature::exact(
+            vec![DataType::Int32, DataType::Int64, DataType::Int64, DataType::Int64],
+            Volatility::Immutable,
+        ),
+        windows: Some(windows),
+    })
+}
+
+/// One of the two functions: `windows` is `None` for `nearest_rank`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Rank {
+    name: &'static str,
+    signature: Signature,
+    windows: Option<usize>,
+}
+
+fn list_of(item: DataType) -> DataType {
+    DataType::new_list(item, true)
+}
+
+impl AggregateUDFImpl for Rank {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(if self.windows.is_some() { list_of(DataType::Int64) } else { DataType::Int64 })
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(Single(Groups::new(self.windows))))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let field = |name: &str, t: DataType| Arc::new(Field::new(format_state_name(args.name, name), t, true));
+        Ok(vec![
+            field("values", list_of(DataType::Int64)),
+            field("windows", list_of(DataType::Int32)),
+            field("numerator", DataType::Int64),
+            field("denominator", DataType::Int64),
+        ])
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(Groups::new(self.windows)))
+    }
+}
+
+/// The quantile `num/den` of `values` (reordered), `None` if there are none.
+fn select(values: &mut [i64], fraction: Option<(i64, i64)>) -> Result<Option<i64>> {
+    let (Some((num, den)), false) = (fraction, values.is_empty()) else {
+        return Ok(None);
+    };
+    if den <= 0 || num < 0 || num > den {
+        return plan_err!("nearest_rank: {num}/{den} is not a fraction in [0, 1]");
+    }
+    // Rank ceil(q·n) with exact integers (docs/metrics.md §5), at least 1.
+    let n = values.len() as i64;
+    let rank = ((num * n + den - 1) / den).max(1) as usize;
+    let (_, v, _) = values.select_nth_unstable(rank - 1);
+    Ok(Some(*v))
+}
+
+/// One group: its values (with their window, for `nearest_rank_by_window`)
+/// and its fraction (the query may give each group another).
+#[derive(Debug, Default)]
+struct Group {
+    values: Vec<i64>,
+    windows: Vec<i32>,
+    fraction: Option<(i64, i64)>,
+}
+
+impl Group {
+    /// Takes row `i`'s fraction if the group has none yet.
+    fn take_fraction(&mut self, num: &Int64Array, den: &Int64Array, i: usize) {
+        if self.fraction.is_none() && num.is_valid(i) && den.is_valid(i) {
+            self.fraction = Some((num.value(i), den.value(i)));
+        }
+    }
+
+    /// The quantile over the values of window `k` and the narrower ones, for every `k`.
+    fn by_window(&self, windows: usize) -> Result<Vec<Option<i64>>> {
+        let mut per: Vec<Vec<i64>> = vec![Vec::new(); windows];
+        for (&w, &v) in self.windows.iter().zip(&self.values) {
+            per[w as usize].push(v);
+        }
+        let mut held = Vec::with_capacity(self.values.len());
+        let mut scratch = Vec::with_capacity(self.values.len());
+        per.iter()
+            .map(|values| {
+                held.extend_from_slice(values);
+                scratch.clone_from(&held);
+                select(&mut scratch, self.fraction)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Groups {
+    windows: Option<usize>,
+    groups: Vec<Group>,
+}
+
+/// The arguments of a batch: windows (for `nearest_rank_by_window`), values, numerators, denominators.
+struct Args<'a> {
+    windows: Option<&'a Int32Array>,
+    values: &'a Int64Array,
+    num: &'a Int64Array,
+    den: &'a Int64Array,
+}
+
+impl Groups {
+    fn new(windows: Option<usize>) -> Groups {
+        Groups { windows, groups: Vec::new() }
+    }
+
+    fn args<'a>(&self, values: &'a [ArrayRef]) -> Args<'a> {
+        let (windows, rest) = match self.windows {
+            Some(_) => (Some(values[0].as_primitive::<Int32Type>()), &values[1..]),
+            None => (None, values),
+        };
+        let int = |a: &'a ArrayRef| a.as_primitive::<Int64Type>();
+        Args { windows, values: int(&rest[0]), num: int(&rest[1]), den: int(&rest[2]) }
+    }
+
+    /// Adds row `i` of `args` to group `g`. A row without a value, or (by
+    /// window) without a window or outside the windows, adds nothing.
+    fn add(&mut self, g: usize, args: &Args, i: usize) {
+        let group = &mut self.groups[g];
+        group.take_fraction(args.num, args.den, i);
+        if !args.values.is_valid(i) {
+            return;
+        }
+        if let (Some(windows), Some(n)) = (args.windows, self.windows) {
+            if !windows.is_valid(i) || !(0..n as i32).contains(&windows.value(i)) {
+                return;
+            }
+            group.windows.push(windows.value(i));
+        }
+        group.values.push(args.values.value(i));
+    }
+}
+
+/// The state of `groups`: values and windows as lists, and the fractions.
+fn state_of(groups: &[Group]) -> Vec<ArrayRef> {
+    fn list<T: Copy>(groups: &[Group], items: impl Fn(&Group) -> &[T], array: impl Fn(Vec<T>) -> ArrayRef) -> ArrayRef {
+        let values = array(groups.iter().flat_map(|g| items(g).iter().copied()).collect());
+        let offsets = OffsetBuffer::from_lengths(groups.iter().map(|g| items(g).len()));
+        let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+        Arc::new(ListArray::new(field, offsets, values, None))
+    }
+    let (num, den): (Vec<_>, Vec<_>) = groups.iter().map(|g| g.fraction.unzip()).unzip();
+    vec![
+        list(groups, |g| &g.values, |v| Arc::new(Int64Array::from(v))),
+        list(groups, |g| &g.windows, |v| Arc::new(Int32Array::from(v))),
+        Arc::new(Int64Array::from(num)),
+        Arc::new(Int64Array::from(den)),
+    ]
+}
+
+fn keeps(filter: Option<&BooleanArray>, i: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+}
+
+impl GroupsAccumulator for Groups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Group::default);
+        let args = self.args(values);
+        for (i, &g) in group_indices.iter().enumerate() {
+            if keeps(opt_filter, i) {
+                self.add(g, &args, i);
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let mut groups = emit_to.take_needed(&mut self.groups);
+        match self.windows {
+            None => {
+                let out: Result<Int64Array> = groups.iter_mut().map(|g| select(&mut g.values, g.fraction)).collect();
+                Ok(Arc::new(out?))
+            }
+            Some(n) => {
+                let lists = groups.iter().map(|g| g.by_window(n).map(Some)).collect::<Result<Vec<_>>>()?;
+                Ok(Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(lists)))
+            }
+        }
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(state_of(&emit_to.take_needed(&mut self.groups)))
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Group::default);
+        let (lists, windows) = (values[0].as_list::<i32>(), values[1].as_list::<i32>());
+        let (num, den) = (values[2].as_primitive::<Int64Type>(), values[3].as_primitive::<Int64Type>());
+        for (i, &g) in group_indices.iter().enumerate() {
+            let group = &mut self.groups[g];
+            group.take_fraction(num, den, i);
+            if lists.is_valid(i) {
+                group.values.extend_from_slice(lists.value(i).as_primitive::<Int64Type>().values());
+            }
+            if windows.is_valid(i) {
+                group.windows.extend_from_slice(windows.value(i).as_primitive::<Int32Type>().values());
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let mut rows = Groups::new(self.windows);
+        rows.groups.resize_with(values[0].len(), Group::default);
+        let args = self.args(values);
+        for i in 0..values[0].len() {
+            if keeps(opt_filter, i) {
+                rows.add(i, &args, i);
+            }
+        }
+        Ok(state_of(&rows.groups))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self.groups.iter().map(|g| g.values.capacity() * 8 + g.windows.capacity() * 4).sum::<usize>()
+            + self.groups.capacity() * std::mem::size_of::<Group>()
+    }
+}
+
+/// The aggregate without GROUP BY: one group.
+#[derive(Debug)]
+struct Single(Groups);
+
+impl Accumulator for Single {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.0.update_batch(values, &vec![0; values[0].len()], None, 1)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.0.groups.resize_with(1, Group::default);
+        ScalarValue::try_from_array(&self.0.evaluate(EmitTo::All)?, 0)
+    }
+
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.0.groups.resize_with(1, Group::default);
+        self.0.state(EmitTo::All)?.iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.0.merge_batch(states, &vec![0; states[0].len()], 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(v: &[i64]) -> ArrayRef {
+        Arc::new(Int64Array::from(v.to_vec()))
+    }
+
+    #[test]
+    fn nearest_rank_selects_ceil_q_n() {
+        let q = |num: i64, den: i64, xs: &[i64]| {
+            let mut r = Single(Groups::new(None));
+            let n = xs.len();
+            r.update_batch(&[ints(xs), ints(&vec![num; n]), ints(&vec![den; n])]).unwrap();
+            r.evaluate().unwrap()
+        };
+        let xs = [50, 10, 40, 20, 30];
+        assert_eq!(q(1, 2, &xs), ScalarValue::Int64(Some(30)), "rank ceil(2.5) = 3");
+        assert_eq!(q(9, 10, &xs), ScalarValue::Int64(Some(50)), "rank ceil(4.5) = 5");
+        assert_eq!(q(1, 2, &[7, 3]), ScalarValue::Int64(Some(3)), "rank ceil(1) = 1");
+        assert_eq!(q(1, 2, &[]), ScalarValue::Int64(None));
+    }
+
+    /// Two partial accumulators over halves of the rows (the last row
+    /// filtered out), merged in reverse order, and the rows converted to
+    /// state one by one: all give the same as the definition.
+    fn split_merge_convert(windows: Option<usize>, args: Vec<ArrayRef>, groups: &[usize]) -> [ArrayRef; 2] {
+        let n = groups.len();
+        let filter = BooleanArray::from((0..n).map(|i| i + 1 < n).collect::<Vec<_>>());
+        let half = |r: std::ops::Range<usize>| args.iter().map(|a| a.slice(r.start, r.len())).collect::<Vec<_>>();
+        let (mut a, mut b) = (Groups::new(windows), Groups::new(windows));
+        let mid = n / 2;
+        a.update_batch(&half(0..mid), &groups[..mid], None, 2).unwrap();
+        b.update_batch(&half(mid..n), &groups[mid..], Some(&filter.slice(mid, n - mid)), 2).unwrap();
+        let mut merged = Groups::new(windows);
+        for mut part in [b, a] {
+            merged.merge_batch(&part.state(EmitTo::All).unwrap(), &[0, 1], 2).unwrap();
+        }
+        let mut again = Groups::new(windows);
+        again.merge_batch(&merged.convert_to_state(&args, Some(&filter)).unwrap(), groups, 2).unwrap();
+        [merged.evaluate(EmitTo::All).unwrap(), again.evaluate(EmitTo::All).unwrap()]
+    }
+
+    #[test]
+    fn nearest_rank_groups_split_merge_and_filter_like_one_accumulator() {
+        // Group 0 asks for the median, group 1 for the 0.9 quantile; the 99 is filtered out.
+        let args = vec![ints(&[50, 10, 40, 20, 30, 99]), ints(&[1, 9, 1, 9, 1, 9]), ints(&[2, 10, 2, 10, 2, 10])];
+        for out in split_merge_convert(None, args, &[0, 1, 0, 1, 0, 1]) {
+            // Group 0: {50, 40, 30} → rank ceil(1.5) = 2: 40; group 1: {10, 20} → rank ceil(1.8) = 2: 20.
+            assert_eq!(out.as_primitive::<Int64Type>().values().to_vec(), vec![40, 20]);
+        }
+    }
+
+    #[test]
+    fn nearest_rank_by_window_counts_a_value_in_its_window_and_every_wider_one() {
+        // Three windows; group 0's values by window: 0: {5}, 1: {}, 2: {1, 9}, and a row
+        // without a window; group 1 has only {7} in window 1. The last row is filtered out.
+        let w: ArrayRef = Arc::new(Int32Array::from(vec![Some(2), Some(0), None, Some(1), Some(2), Some(0)]));
+        let args = vec![w, ints(&[1, 5, 3, 7, 9, 100]), ints(&[1; 6]), ints(&[2; 6])];
+        for out in split_merge_convert(Some(3), args, &[0, 0, 0, 1, 0, 1]) {
+            let lists = out.as_list::<i32>();
+            let got: Vec<Vec<Option<i64>>> =
+                (0..lists.len()).map(|i| lists.value(i).as_primitive::<Int64Type>().iter().collect()).collect();
+            // Group 0, median of {5}, {5}, {1, 5, 9}; group 1: none, {7}, {7}.
+            assert_eq!(got, vec![vec![Some(5), Some(5), Some(5)], vec![None, Some(7), Some(7)]]);
+        }
+    }
+}
