@@ -125,6 +125,13 @@ impl Log {
         pos + n
     }
 
+    /// Whether the log's name is `name` (without decoding it).
+    pub fn is_named(&self, name: &str) -> bool {
+        let mut pos = 0;
+        let n = varint(&self.bytes, &mut pos) as usize;
+        &self.bytes[pos..pos + n] == name.as_bytes()
+    }
+
     pub fn name(&self) -> &str {
         let mut pos = 0;
         let n = varint(&self.bytes, &mut pos) as usize;
@@ -153,11 +160,15 @@ impl Log {
         Events { b: &self.bytes, pos: self.body_start(), prev: None }
     }
 
-    /// Adds an event at its place in the order.
-    pub fn insert(&mut self, e: &Ev) {
+    /// Adds an event at its place in the order (`scratch`: a reusable buffer,
+    /// so that an append grows the log with one exact reallocation).
+    pub fn insert(&mut self, e: &Ev, scratch: &mut Vec<u8>) {
         if self.last_at.is_none_or(|last| e.at > last) {
+            scratch.clear();
+            put_event(scratch, e, self.last_at);
             let mut out = std::mem::take(&mut self.bytes).into_vec();
-            put_event(&mut out, e, self.last_at);
+            out.reserve_exact(scratch.len());
+            out.extend_from_slice(scratch);
             self.bytes = out.into_boxed_slice();
             self.first_at = self.first_at.or(Some(e.at));
             self.last_at = Some(e.at);
@@ -255,7 +266,7 @@ mod tests {
         (won.kind, won.stage, won.amount, won.attrs, won.part) =
             (EventType::DealWon, Some(300), Some(1.5e300), 70000, 9);
         for e in [ev(10, "b"), ev(10, "a"), ev(20, "c"), won, ev(10, "ab"), ev(i64::MAX / 2, "z")] {
-            log.insert(&e);
+            log.insert(&e, &mut Vec::new());
         }
         let got: Vec<(i64, &[u8])> = log.events().map(|e| (e.at, e.id)).collect();
         let want: Vec<(i64, &[u8])> =

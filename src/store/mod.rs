@@ -20,7 +20,9 @@ mod ids;
 pub(crate) mod log;
 mod times;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use hashbrown::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -202,6 +204,9 @@ pub struct Store {
     dicts: [Interner; DICT_COLUMNS.len()],
     /// Attribute sets: an unambiguous encoding of the seven strings → key.
     attr_sets: Interner,
+    /// Reused buffers: an attribute set's encoding, an event's encoding.
+    attr_key: String,
+    scratch: Vec<u8>,
     /// The `dicts` keys of each attribute set, by its key.
     attr_parts: Vec<[Option<u32>; DICT_COLUMNS.len()]>,
     /// Activity events by (pipeline, activity key).
@@ -244,6 +249,8 @@ impl Store {
             derived_at: None,
             parts: Vec::new(),
             part_index: HashMap::new(),
+            attr_key: String::new(),
+            scratch: Vec::new(),
             dicts: Default::default(),
             attr_sets: Interner::default(),
             attr_parts: Vec::new(),
@@ -288,7 +295,7 @@ impl Store {
         }
         let slot = self.deal_slot(e.pipeline, &e.deal_id);
         let deal = self.deals[slot as usize].as_mut().expect("live slot");
-        deal.log.insert(&Ev {
+        let ev = Ev {
             at: e.occurred_at,
             kind: e.kind,
             stage: e.stage,
@@ -296,7 +303,8 @@ impl Store {
             attrs,
             part,
             id: e.event_id.as_bytes(),
-        });
+        };
+        deal.log.insert(&ev, &mut self.scratch);
         deal.parts |= 1 << (part % 64);
         if !deal.dirty {
             deal.dirty = true;
@@ -333,7 +341,7 @@ impl Store {
         let deals = &self.deals;
         let hash = deal_hash(pipeline, deal_id);
         let found = self.index.find(hash, |&s| {
-            deals[s as usize].as_ref().is_some_and(|d| d.pipeline == pipeline && d.log.name() == deal_id)
+            deals[s as usize].as_ref().is_some_and(|d| d.pipeline == pipeline && d.log.is_named(deal_id))
         });
         if let Some(&slot) = found {
             return slot;
@@ -425,7 +433,8 @@ impl Store {
     /// takes one reference on each of its strings in `dicts`.
     fn intern_attrs(&mut self, strings: [&Option<String>; DICT_COLUMNS.len()]) -> u32 {
         // Length-prefixed, so no string can be mistaken for a separator.
-        let mut name = String::with_capacity(64);
+        let mut name = std::mem::take(&mut self.attr_key);
+        name.clear();
         for s in strings {
             match s {
                 Some(s) => {
@@ -435,6 +444,7 @@ impl Store {
             }
         }
         let (key, new) = self.attr_sets.intern(&name);
+        self.attr_key = name;
         if new {
             let parts = std::array::from_fn(|i| strings[i].as_deref().map(|s| self.dicts[i].intern(s).0));
             let k = key as usize;
