@@ -107,3 +107,21 @@ fn default_pipeline_with_short_windows_matches_the_oracle() {
     generate(&events, &["--deals", "800", "--days", "60", "--seed", "9", "--until", "2026-09-15T12:00:00Z"]);
     compare(config.to_str().unwrap(), &events);
 }
+
+/// The file source reads 8 MiB at a time: lines that straddle the chunks,
+/// and a last line without a newline, are each read once.
+#[test]
+fn a_file_larger_than_the_read_chunk_is_read_line_for_line() {
+    let dir = scratch("oracle-large");
+    let config = format!("{ROOT}/funnelwatch.example.toml");
+    let events = dir.join("events.ndjson");
+    generate(
+        &events,
+        &["--config", &config, "--deals", "7000", "--days", "120", "--seed", "7", "--until", "2026-10-01T00:00:00Z"],
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    std::fs::write(&events, text.trim_end_matches('\n')).unwrap();
+    let size = std::fs::metadata(&events).unwrap().len();
+    assert!(size > 9 << 20, "the file ({size} bytes) spans two read chunks");
+    compare(&config, &events);
+}

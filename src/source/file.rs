@@ -1,5 +1,5 @@
-//! NDJSON file replay: one event per line. The file is read to its end
-//! (then the source counts as caught up), and afterwards lines appended to
+//! NDJSON file replay: one event per line. The file is read to its end in
+//! chunks of 8 MiB (then the source counts as caught up), and afterwards lines appended to
 //! it are read as they arrive, like `tail -f`. Bad lines are rejections like
 //! any other; blank lines are skipped. A FIFO is read until its writer closes.
 
@@ -13,15 +13,34 @@ use tokio::sync::watch;
 use super::Ingest;
 use crate::store::PartitionKey;
 
+/// Bytes read at a time: the replay holds a chunk of the file, never all of it.
+const CHUNK: u64 = 8 << 20;
+
 pub async fn run(path: &Path, ingest: &Ingest, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
     let part = PartitionKey::new(&format!("file:{}", path.display()), 0);
-    let mut data = Vec::new();
-    file.read_to_end(&mut data).await.with_context(|| format!("cannot read {}", path.display()))?;
-    // At the start a last line without a newline is complete: files often end so.
-    let (lines, accepted, rejected) = push_lines(ingest, &part, &data).await;
-    // The events are in the store now; the file's bytes are not kept while following.
-    drop(data);
+    let (mut lines, mut accepted, mut rejected) = (0, 0, 0);
+    let mut chunk = Vec::new();
+    loop {
+        let read = (&mut file)
+            .take(CHUNK)
+            .read_to_end(&mut chunk)
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        // Whole lines only, but at the end a last line without a newline is
+        // complete: files often end so.
+        let end = match (read, chunk.iter().rposition(|&b| b == b'\n')) {
+            (0, _) => chunk.len(),
+            (_, Some(newline)) => newline + 1,
+            (_, None) => continue,
+        };
+        let (l, a, r) = push_lines(ingest, &part, &chunk[..end]).await;
+        (lines, accepted, rejected) = (lines + l, accepted + a, rejected + r);
+        chunk.drain(..end);
+        if read == 0 {
+            break;
+        }
+    }
     tracing::info!(file = %path.display(), lines, accepted, rejected, "file read; following appended lines");
     ingest.caught_up();
 
