@@ -21,7 +21,8 @@
 //! - [`store`]: every accepted event once, in its deal's log; deduplicated,
 //!   evicted past retention; keeps the per-deal facts up to date.
 //! - [`deals`]: per-deal facts (reach times, state, attributes) and their tables.
-//! - [`engine`]: the DataFusion session, query files, SQL functions and [`engine::Snapshot`].
+//! - [`engine`]: the DataFusion session (each query planned once, over tables
+//!   whose rows each refresh replaces), query files, SQL functions and [`engine::Snapshot`].
 //! - [`export`]: metric families, the text format and the service metrics.
 //! - [`state`]: the shared state: published snapshot, readiness, versions, shutdown.
 //! - [`web`]: the HTTP router: metrics, probes, the dashboard and its JSON API.
