@@ -235,7 +235,7 @@ impl Facts {
             .collect();
         let states: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec!["open", "won", "lost"]));
         // Lost reasons: the dictionary's values plus "unspecified" (docs/metrics.md §5).
-        let reasons = with_extra(&v.strings[LOST_REASON], "unspecified");
+        let reasons = with_extras(&v.strings[LOST_REASON], &["unspecified"]);
         let unspecified = (reasons.len() - 1) as u32;
         let lost_reason: Vec<u32> = (0..n)
             .map(|s| match (self.state[s], self.lost_reason[s]) {
@@ -245,14 +245,15 @@ impl Facts {
             })
             .collect();
         // Currencies: the dictionary's values plus each pipeline's default.
-        let mut currencies = Vec::new();
         let base = v.strings[CURRENCY].len() as u32;
         let defaults: Vec<&str> = pipelines.iter().map(|p| p.currency.as_str()).collect();
         let currency_values = with_extras(&v.strings[CURRENCY], &defaults);
-        currencies.extend((0..n).map(|s| match self.currency[s] {
-            NONE_U32 => base + u32::from(self.pipeline[s]),
-            k => k,
-        }));
+        let currencies: Vec<u32> = (0..n)
+            .map(|s| match self.currency[s] {
+                NONE_U32 => base + u32::from(self.pipeline[s]),
+                k => k,
+            })
+            .collect();
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(slots.clone()),
             dictionary(pipeline.clone(), v.pipelines),
@@ -318,10 +319,6 @@ impl Facts {
 fn opt<T: ArrowPrimitiveType>(values: &[T::Native], none: T::Native) -> PrimitiveArray<T> {
     let nulls = NullBuffer::new(BooleanBuffer::collect_bool(values.len(), |i| values[i] != none));
     PrimitiveArray::new(ScalarBuffer::from(values.to_vec()), Some(nulls))
-}
-
-fn with_extra(values: &ArrayRef, extra: &str) -> ArrayRef {
-    with_extras(values, &[extra])
 }
 
 /// String values followed by `extras`.

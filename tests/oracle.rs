@@ -74,15 +74,18 @@ fn compare(config: &str, events: &std::path::Path) {
     }
 }
 
+/// The example configuration (two pipelines) and `deals` deals generated over 120 days.
+fn generate_two_pipelines(name: &str, deals: &str, seed: &str) -> (String, std::path::PathBuf) {
+    let config = format!("{ROOT}/funnelwatch.example.toml");
+    let events = scratch(name).join("events.ndjson");
+    let until = "2026-10-01T00:00:00Z";
+    generate(&events, &["--config", &config, "--deals", deals, "--days", "120", "--seed", seed, "--until", until]);
+    (config, events)
+}
+
 #[test]
 fn generated_events_match_the_oracle_on_two_pipelines_with_bad_lines() {
-    let dir = scratch("oracle");
-    let config = format!("{ROOT}/funnelwatch.example.toml");
-    let events = dir.join("events.ndjson");
-    generate(
-        &events,
-        &["--config", &config, "--deals", "2000", "--days", "120", "--seed", "42", "--until", "2026-10-01T00:00:00Z"],
-    );
+    let (config, events) = generate_two_pipelines("oracle", "2000", "42");
     let mut text = std::fs::read_to_string(&events).unwrap();
     let good = text.lines().count();
     for (line, _) in BAD_LINES {
@@ -112,13 +115,7 @@ fn default_pipeline_with_short_windows_matches_the_oracle() {
 /// and a last line without a newline, are each read once.
 #[test]
 fn a_file_larger_than_the_read_chunk_is_read_line_for_line() {
-    let dir = scratch("oracle-large");
-    let config = format!("{ROOT}/funnelwatch.example.toml");
-    let events = dir.join("events.ndjson");
-    generate(
-        &events,
-        &["--config", &config, "--deals", "7000", "--days", "120", "--seed", "7", "--until", "2026-10-01T00:00:00Z"],
-    );
+    let (config, events) = generate_two_pipelines("oracle-large", "7000", "7");
     let text = std::fs::read_to_string(&events).unwrap();
     std::fs::write(&events, text.trim_end_matches('\n')).unwrap();
     let size = std::fs::metadata(&events).unwrap().len();

@@ -1,6 +1,6 @@
-//! NDJSON file replay: one event per line. The file is read to its end in
-//! chunks of 8 MiB (then the source counts as caught up), and afterwards lines appended to
-//! it are read as they arrive, like `tail -f`. Bad lines are rejections like
+//! NDJSON file replay: one event per line, read 8 MiB at a time. The file
+//! is read to its end (then the source counts as caught up), and afterwards
+//! lines appended to it are read as they arrive, like `tail -f`. Bad lines are rejections like
 //! any other; blank lines are skipped. A FIFO is read until its writer closes.
 
 use std::path::Path;
@@ -20,23 +20,10 @@ pub async fn run(path: &Path, ingest: &Ingest, mut shutdown: watch::Receiver<boo
     let mut file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
     let part = PartitionKey::new(&format!("file:{}", path.display()), 0);
     let (mut lines, mut accepted, mut rejected) = (0, 0, 0);
-    let mut chunk = Vec::new();
+    let mut pending = Vec::new();
     loop {
-        let read = (&mut file)
-            .take(CHUNK)
-            .read_to_end(&mut chunk)
-            .await
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        // Whole lines only, but at the end a last line without a newline is
-        // complete: files often end so.
-        let end = match (read, chunk.iter().rposition(|&b| b == b'\n')) {
-            (0, _) => chunk.len(),
-            (_, Some(newline)) => newline + 1,
-            (_, None) => continue,
-        };
-        let (l, a, r) = push_lines(ingest, &part, &chunk[..end]).await;
+        let (read, (l, a, r)) = read_lines(&mut file, path, &mut pending, true, ingest, &part).await?;
         (lines, accepted, rejected) = (lines + l, accepted + a, rejected + r);
-        chunk.drain(..end);
         if read == 0 {
             break;
         }
@@ -47,23 +34,39 @@ pub async fn run(path: &Path, ingest: &Ingest, mut shutdown: watch::Receiver<boo
     if !file.metadata().await?.is_file() {
         return Ok(());
     }
-    let mut pending = Vec::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         }
-        let before = pending.len();
-        file.read_to_end(&mut pending).await.with_context(|| format!("cannot read {}", path.display()))?;
         // While following, only whole lines: the writer may be mid-line.
-        if pending.len() > before
-            && let Some(end) = pending.iter().rposition(|&b| b == b'\n')
-        {
-            let rest = pending.split_off(end + 1);
-            push_lines(ingest, &part, &pending).await;
-            pending = rest;
-        }
+        while read_lines(&mut file, path, &mut pending, false, ingest, &part).await?.0 > 0 {}
     }
+}
+
+/// Reads up to [`CHUNK`] more bytes of `file` after `pending` and pushes the
+/// whole lines; what follows the last newline stays pending, except at the
+/// end of the file when `last_line_complete` (at the end of the replay a
+/// last line without a newline is complete: files often end so). Returns
+/// the bytes read and (lines, accepted, rejected).
+async fn read_lines(
+    file: &mut tokio::fs::File,
+    path: &Path,
+    pending: &mut Vec<u8>,
+    last_line_complete: bool,
+    ingest: &Ingest,
+    part: &PartitionKey,
+) -> anyhow::Result<(usize, (usize, usize, usize))> {
+    let read =
+        file.take(CHUNK).read_to_end(pending).await.with_context(|| format!("cannot read {}", path.display()))?;
+    let end = match (read == 0 && last_line_complete, pending.iter().rposition(|&b| b == b'\n')) {
+        (true, _) => pending.len(),
+        (false, Some(newline)) => newline + 1,
+        (false, None) => return Ok((read, (0, 0, 0))),
+    };
+    let counts = push_lines(ingest, part, &pending[..end]).await;
+    pending.drain(..end);
+    Ok((read, counts))
 }
 
 /// Pushes the non-blank lines of `data`; returns (lines, accepted, rejected).

@@ -119,23 +119,24 @@ impl Log {
         Log { bytes: out.into_boxed_slice(), last_at: None, first_at: None }
     }
 
-    fn body_start(&self) -> usize {
+    /// Where the name's bytes are (after their length).
+    fn name_range(&self) -> std::ops::Range<usize> {
         let mut pos = 0;
         let n = varint(&self.bytes, &mut pos) as usize;
-        pos + n
+        pos..pos + n
+    }
+
+    fn body_start(&self) -> usize {
+        self.name_range().end
     }
 
     /// Whether the log's name is `name` (without decoding it).
     pub fn is_named(&self, name: &str) -> bool {
-        let mut pos = 0;
-        let n = varint(&self.bytes, &mut pos) as usize;
-        &self.bytes[pos..pos + n] == name.as_bytes()
+        &self.bytes[self.name_range()] == name.as_bytes()
     }
 
     pub fn name(&self) -> &str {
-        let mut pos = 0;
-        let n = varint(&self.bytes, &mut pos) as usize;
-        std::str::from_utf8(&self.bytes[pos..pos + n]).expect("names are stored from str")
+        std::str::from_utf8(&self.bytes[self.name_range()]).expect("names are stored from str")
     }
 
     pub fn is_empty(&self) -> bool {

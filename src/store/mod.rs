@@ -433,7 +433,7 @@ impl Store {
     /// takes one reference on each of its strings in `dicts`.
     fn intern_attrs(&mut self, strings: [&Option<String>; DICT_COLUMNS.len()]) -> u32 {
         // Length-prefixed, so no string can be mistaken for a separator.
-        let mut name = std::mem::take(&mut self.attr_key);
+        let name = &mut self.attr_key;
         name.clear();
         for s in strings {
             match s {
@@ -443,8 +443,7 @@ impl Store {
                 None => name.push('-'),
             }
         }
-        let (key, new) = self.attr_sets.intern(&name);
-        self.attr_key = name;
+        let (key, new) = self.attr_sets.intern(&self.attr_key);
         if new {
             let parts = std::array::from_fn(|i| strings[i].as_deref().map(|s| self.dicts[i].intern(s).0));
             let k = key as usize;
