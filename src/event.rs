@@ -127,23 +127,24 @@ fn reject(reason: Reason, detail: impl Into<String>) -> Rejection {
 }
 
 /// A validated event. `pipeline` and `stage` are indexes into the configured
-/// pipelines and that pipeline's stages.
+/// pipelines and that pipeline's stages. Strings borrow from the message
+/// unless JSON escapes had to be decoded.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub event_id: String,
-    pub deal_id: String,
+pub struct Event<'a> {
+    pub event_id: Cow<'a, str>,
+    pub deal_id: Cow<'a, str>,
     pub kind: EventType,
     pub occurred_at: i64,
     pub pipeline: u16,
     pub stage: Option<u16>,
     pub amount: Option<f64>,
-    pub currency: Option<String>,
-    pub owner: Option<String>,
-    pub team: Option<String>,
-    pub region: Option<String>,
-    pub source: Option<String>,
-    pub lost_reason: Option<String>,
-    pub activity: Option<String>,
+    pub currency: Option<Cow<'a, str>>,
+    pub owner: Option<Cow<'a, str>>,
+    pub team: Option<Cow<'a, str>>,
+    pub region: Option<Cow<'a, str>>,
+    pub source: Option<Cow<'a, str>>,
+    pub lost_reason: Option<Cow<'a, str>>,
+    pub activity: Option<Cow<'a, str>>,
 }
 
 /// A JSON value as far as validation cares: its type, and strings borrowed
@@ -248,9 +249,9 @@ fn required<'a>(v: Option<Val<'a>>, name: &str) -> Result<Val<'a>, Rejection> {
 }
 
 /// A string of `min..=max` bytes, or `invalid_field`.
-fn string(v: Val<'_>, name: &str, min: usize, max: usize) -> Result<String, Rejection> {
+fn string<'a>(v: Val<'a>, name: &str, min: usize, max: usize) -> Result<Cow<'a, str>, Rejection> {
     match v {
-        Val::Str(s) if (min..=max).contains(&s.len()) => Ok(s.into_owned()),
+        Val::Str(s) if (min..=max).contains(&s.len()) => Ok(s),
         Val::Str(s) => {
             Err(reject(Reason::InvalidField, format!("{name} must be {min} to {max} bytes, is {}", s.len())))
         }
@@ -258,7 +259,7 @@ fn string(v: Val<'_>, name: &str, min: usize, max: usize) -> Result<String, Reje
     }
 }
 
-fn optional_string(v: Option<Val<'_>>, name: &str, max: usize) -> Result<Option<String>, Rejection> {
+fn optional_string<'a>(v: Option<Val<'a>>, name: &str, max: usize) -> Result<Option<Cow<'a, str>>, Rejection> {
     present(v).map(|v| string(v, name, 0, max)).transpose()
 }
 
@@ -292,7 +293,7 @@ impl Decoder {
     }
 
     /// Decodes one message received at wall time `received_ms`.
-    pub fn decode(&self, bytes: &[u8], received_ms: i64) -> Result<Event, Rejection> {
+    pub fn decode<'a>(&self, bytes: &'a [u8], received_ms: i64) -> Result<Event<'a>, Rejection> {
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(reject(Reason::TooLarge, format!("{} bytes, at most {MAX_EVENT_BYTES}", bytes.len())));
         }
@@ -352,7 +353,7 @@ impl Decoder {
         };
         let currency = match present(raw.currency) {
             None => None,
-            Some(Val::Str(s)) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => Some(s.into_owned()),
+            Some(Val::Str(s)) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => Some(s),
             Some(_) => return Err(reject(Reason::InvalidField, "currency must be 3 letters")),
         };
         let owner = optional_string(raw.owner, "owner", 128)?;
@@ -406,7 +407,7 @@ mod tests {
         Decoder::new(&c.pipelines, 300_000)
     }
 
-    fn decode(json: &str) -> Result<Event, Rejection> {
+    fn decode(json: &str) -> Result<Event<'_>, Rejection> {
         decoder().decode(json.as_bytes(), NOW)
     }
 

@@ -169,7 +169,7 @@ fn maintained_facts_and_output_equal_a_fresh_derivation() {
             let p = rng.random_range(0..parts.len());
             // Arrival T: the clock at arrival (events after the next refresh's T are allowed).
             if let Ok(Inserted::Accepted) = store.insert(&parts[p], &e, Some(t)) {
-                held.insert(e.event_id.clone(), (e, p));
+                held.insert(e.event_id.to_string(), (e, p));
             }
             if rng.random_bool(0.1) {
                 t += rng.random_range(0..span / 4);

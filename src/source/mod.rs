@@ -130,13 +130,14 @@ impl Ingest {
     }
 
     /// Decodes and stores a batch of messages of one partition. A large
-    /// batch is decoded on both cores, then inserted in its order.
+    /// batch is decoded on both cores, then inserted as in its order.
     pub fn push<'a>(&self, part: &PartitionKey, messages: impl IntoIterator<Item = &'a [u8]>) -> Pushed {
         let me = &*self.inner;
         let now = now_ms();
         let messages: Vec<&[u8]> = messages.into_iter().collect();
-        let decode =
-            |ms: &[&[u8]]| -> Vec<Result<Event, Rejection>> { ms.iter().map(|m| me.decoder.decode(m, now)).collect() };
+        let decode = |ms: &[&'a [u8]]| -> Vec<Result<Event<'a>, Rejection>> {
+            ms.iter().map(|m| me.decoder.decode(m, now)).collect()
+        };
         let decoded = if messages.len() >= PARALLEL_DECODE {
             let (a, b) = messages.split_at(messages.len() / 2);
             std::thread::scope(|s| {
@@ -155,8 +156,8 @@ impl Ingest {
         let mut out = Pushed::default();
         let max = {
             let mut store = me.store.lock().expect("store lock");
-            for (i, d) in decoded.into_iter().enumerate() {
-                match d.and_then(|e| store.insert(part, &e, t)) {
+            for (i, d) in store.insert_all(part, decoded, t).into_iter().enumerate() {
+                match d {
                     Ok(Inserted::Accepted) => out.accepted += 1,
                     Ok(Inserted::Duplicate) => out.duplicates += 1,
                     Err(r) => out.rejected.push((i, r)),

@@ -18,6 +18,7 @@
 
 mod ids;
 pub(crate) mod log;
+mod shard;
 mod times;
 
 use std::collections::BTreeSet;
@@ -36,7 +37,8 @@ use crate::config::Pipeline;
 use crate::deals::{self, Facts};
 use crate::event::{Event, EventType, Reason, Rejection};
 use ids::IdSet;
-use log::{Ev, Log, Removed};
+use log::{Ev, Removed};
+use shard::{Append, Deals};
 use times::TimeCounts;
 
 /// A source partition: a Kafka topic/partition, a file, the generator.
@@ -166,16 +168,6 @@ pub struct StoreStats {
     pub partitions: usize,
 }
 
-/// One deal: its log and what the store needs to find its events.
-struct Deal {
-    log: Log,
-    pipeline: u16,
-    /// Bit `p % 64` is set when the log may hold events of partition index `p`.
-    parts: u64,
-    /// Waiting in `Store::dirty` to be derived again.
-    dirty: bool,
-}
-
 /// The per-deal tables of one state of the store (docs/metrics.md §4).
 pub struct FactTables {
     pub deals: RecordBatch,
@@ -187,14 +179,8 @@ pub struct Store {
     pipelines: Vec<Pipeline>,
     retention_ms: i64,
     ids: IdSet,
-    /// (pipeline, deal_id) → slot, hashed by [`deal_hash`].
-    index: hashbrown::HashTable<u32>,
-    /// Deals by slot; `None` is a free slot.
-    deals: Vec<Option<Deal>>,
-    free: Vec<u32>,
+    deals: Deals,
     facts: Facts,
-    /// Slots to derive again at the next refresh.
-    dirty: Vec<u32>,
     /// (time of a held event after the `T` its deal was derived at, slot).
     pending: BTreeSet<(i64, u32)>,
     /// `T` of the last refresh.
@@ -204,9 +190,8 @@ pub struct Store {
     dicts: [Interner; DICT_COLUMNS.len()],
     /// Attribute sets: an unambiguous encoding of the seven strings → key.
     attr_sets: Interner,
-    /// Reused buffers: an attribute set's encoding, an event's encoding.
+    /// A reused buffer: an attribute set's encoding.
     attr_key: String,
-    scratch: Vec<u8>,
     /// The `dicts` keys of each attribute set, by its key.
     attr_parts: Vec<[Option<u32>; DICT_COLUMNS.len()]>,
     /// Activity events by (pipeline, activity key).
@@ -224,9 +209,8 @@ pub struct Store {
     deal_ids: Option<ArrayRef>,
 }
 
-fn deal_hash(pipeline: u16, deal_id: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(deal_id.as_bytes(), u64::from(pipeline))
-}
+/// Pushes at least this large take both cores for dedup and appending.
+const PARALLEL: usize = 512;
 
 impl Store {
     pub fn new(pipelines: &[Pipeline], retention_ms: i64) -> Store {
@@ -240,17 +224,13 @@ impl Store {
             pipelines: pipelines.to_vec(),
             retention_ms,
             ids: IdSet::default(),
-            index: hashbrown::HashTable::new(),
-            deals: Vec::new(),
-            free: Vec::new(),
+            deals: Deals::default(),
             facts: Facts::new(pipelines),
-            dirty: Vec::new(),
             pending: BTreeSet::new(),
             derived_at: None,
             parts: Vec::new(),
             part_index: HashMap::new(),
             attr_key: String::new(),
-            scratch: Vec::new(),
             dicts: Default::default(),
             attr_sets: Interner::default(),
             attr_parts: Vec::new(),
@@ -274,49 +254,130 @@ impl Store {
     /// Adds a decoded event. `now_ms` is `T` at arrival for the `too_old`
     /// check (for the event clock, pass `None` and the store uses its own).
     pub fn insert(&mut self, part: &PartitionKey, e: &Event, now_ms: Option<i64>) -> Result<Inserted, Rejection> {
-        if let Some(t) = now_ms.or(self.max_occurred_at)
-            && e.occurred_at <= t.saturating_sub(self.retention_ms)
+        self.insert_all(part, vec![Ok(e.clone())], now_ms).pop().expect("one result for one event")
+    }
+
+    /// Adds a push's decoded events (a decoding rejection stays as it is),
+    /// with the outcome of one [`Store::insert`] after another; a large
+    /// push takes both cores for dedup and for the deals' logs.
+    pub fn insert_all(
+        &mut self,
+        part: &PartitionKey,
+        events: Vec<Result<Event, Rejection>>,
+        now_ms: Option<i64>,
+    ) -> Vec<Result<Inserted, Rejection>> {
+        let mut out: Vec<Option<Result<Inserted, Rejection>>> = Vec::with_capacity(events.len());
+        let mut decoded = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            match e {
+                Ok(e) => {
+                    decoded.push((i, e));
+                    out.push(None);
+                }
+                Err(r) => out.push(Some(Err(r))),
+            }
+        }
+        let mut rest = &decoded[..];
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at(self.decided(rest, now_ms));
+            for (i, r) in self.insert_decided(part, now, now_ms) {
+                out[i] = Some(r);
+            }
+            rest = later;
+        }
+        out.into_iter().map(|r| r.expect("every event has its outcome")).collect()
+    }
+
+    /// How many of `events` have their `too_old` check decided by `T` as it
+    /// is now. With the event clock, `T` grows as events are accepted; an
+    /// event is decided when it is too old both under `T` now and under the
+    /// largest `T` the events before it could make, or under neither. The
+    /// first event is always decided, so the count is at least one.
+    fn decided(&self, events: &[(usize, Event)], now_ms: Option<i64>) -> usize {
+        if now_ms.is_some() {
+            return events.len();
+        }
+        let old = |t: Option<i64>, at: i64| t.is_some_and(|t| at <= t.saturating_sub(self.retention_ms));
+        let mut highest = self.max_occurred_at;
+        for (n, (_, e)) in events.iter().enumerate() {
+            let is_old = old(self.max_occurred_at, e.occurred_at);
+            if is_old != old(highest, e.occurred_at) {
+                return n;
+            }
+            if !is_old {
+                highest = highest.max(Some(e.occurred_at));
+            }
+        }
+        events.len()
+    }
+
+    /// Inserts events whose `too_old` check `T` now decides; returns each
+    /// one's index and outcome.
+    fn insert_decided(
+        &mut self,
+        part: &PartitionKey,
+        events: &[(usize, Event)],
+        now_ms: Option<i64>,
+    ) -> Vec<(usize, Result<Inserted, Rejection>)> {
+        let mut out = Vec::with_capacity(events.len());
+        let t = now_ms.or(self.max_occurred_at);
+        let mut fresh = Vec::with_capacity(events.len());
+        for (i, e) in events {
+            if let Some(t) = t
+                && e.occurred_at <= t.saturating_sub(self.retention_ms)
+            {
+                let detail = format!("occurred_at {} ms is at or before T - retention", e.occurred_at);
+                out.push((*i, Err(Rejection { reason: Reason::TooOld, detail })));
+            } else {
+                fresh.push((*i, e));
+            }
+        }
+        let parallel = fresh.len() >= PARALLEL;
+        let ids: Vec<&[u8]> = fresh.iter().map(|(_, e)| e.event_id.as_bytes()).collect();
+        let added = self.ids.insert_all(&ids, parallel);
+        let mut part_index = None;
+        let mut appends = Vec::with_capacity(fresh.len());
+        for ((i, e), added) in fresh.into_iter().zip(added) {
+            if !added {
+                out.push((i, Ok(Inserted::Duplicate)));
+                continue;
+            }
+            let part = *part_index.get_or_insert_with(|| self.part(part));
+            let attrs = self.intern_attrs(
+                [&e.currency, &e.owner, &e.team, &e.region, &e.source, &e.lost_reason, &e.activity]
+                    .map(|s| s.as_deref()),
+            );
+            if e.kind == EventType::Activity
+                && let Some(a) = self.attr_parts[attrs as usize][ACTIVITY]
+            {
+                self.activities.add((e.pipeline, a), e.occurred_at);
+            }
+            let ev = Ev {
+                at: e.occurred_at,
+                kind: e.kind,
+                stage: e.stage,
+                amount: e.amount,
+                attrs,
+                part,
+                id: e.event_id.as_bytes(),
+            };
+            appends.push(Append { pipeline: e.pipeline, name: &e.deal_id, ev });
+            self.max_occurred_at = self.max_occurred_at.max(Some(e.occurred_at));
+            out.push((i, Ok(Inserted::Accepted)));
+        }
+        if let Some(p) = part_index
+            && let Some((_, rows)) = &mut self.parts[p as usize]
         {
-            return Err(Rejection {
-                reason: Reason::TooOld,
-                detail: format!("occurred_at {} ms is at or before T - retention", e.occurred_at),
-            });
+            *rows += appends.len();
         }
-        if !self.ids.insert(e.event_id.as_bytes()) {
-            return Ok(Inserted::Duplicate);
+        self.rows += appends.len();
+        if !appends.is_empty() {
+            self.tables = None;
         }
-        let part = self.part(part);
-        let attrs =
-            self.intern_attrs([&e.currency, &e.owner, &e.team, &e.region, &e.source, &e.lost_reason, &e.activity]);
-        if e.kind == EventType::Activity
-            && let Some(a) = self.attr_parts[attrs as usize][ACTIVITY]
-        {
-            self.activities.add((e.pipeline, a), e.occurred_at);
+        if self.deals.append_all(&appends, parallel) {
+            self.deal_ids = None;
         }
-        let slot = self.deal_slot(e.pipeline, &e.deal_id);
-        let deal = self.deals[slot as usize].as_mut().expect("live slot");
-        let ev = Ev {
-            at: e.occurred_at,
-            kind: e.kind,
-            stage: e.stage,
-            amount: e.amount,
-            attrs,
-            part,
-            id: e.event_id.as_bytes(),
-        };
-        deal.log.insert(&ev, &mut self.scratch);
-        deal.parts |= 1 << (part % 64);
-        if !deal.dirty {
-            deal.dirty = true;
-            self.dirty.push(slot);
-        }
-        self.tables = None;
-        self.rows += 1;
-        if let Some((_, rows)) = &mut self.parts[part as usize] {
-            *rows += 1;
-        }
-        self.max_occurred_at = self.max_occurred_at.max(Some(e.occurred_at));
-        Ok(Inserted::Accepted)
+        out
     }
 
     /// The index of a partition, registered on first use.
@@ -336,71 +397,33 @@ impl Store {
         p as u16
     }
 
-    /// The slot of a deal, created on first use.
-    fn deal_slot(&mut self, pipeline: u16, deal_id: &str) -> u32 {
-        let deals = &self.deals;
-        let hash = deal_hash(pipeline, deal_id);
-        let found = self.index.find(hash, |&s| {
-            deals[s as usize].as_ref().is_some_and(|d| d.pipeline == pipeline && d.log.is_named(deal_id))
-        });
-        if let Some(&slot) = found {
-            return slot;
-        }
-        let deal = Deal { log: Log::new(deal_id), pipeline, parts: 0, dirty: false };
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.deals[s as usize] = Some(deal);
-                s
-            }
-            None => {
-                self.deals.push(Some(deal));
-                (self.deals.len() - 1) as u32
-            }
-        };
-        let deals = &self.deals;
-        self.index.insert_unique(hash, slot, |&s| {
-            let d = deals[s as usize].as_ref().expect("indexed slots are live");
-            deal_hash(d.pipeline, d.log.name())
-        });
-        self.deal_ids = None;
-        slot
-    }
-
     /// Drops a partition and everything it held (on Kafka revocation).
     pub fn drop_partition(&mut self, key: &PartitionKey) {
         let Some(p) = self.part_index.remove(key) else { return };
         self.parts[p as usize] = None;
         let bit = 1u64 << (p % 64);
-        let slots: Vec<u32> = (0..self.deals.len() as u32)
-            .filter(|&s| self.deals[s as usize].as_ref().is_some_and(|d| d.parts & bit != 0))
-            .collect();
+        let slots: Vec<u32> = self.deals.iter().filter(|(_, d)| d.parts & bit != 0).map(|(s, _)| s).collect();
         for slot in slots {
             self.remove_events(slot, |e| e.part == p);
         }
-        self.max_occurred_at = self.deals.iter().flatten().filter_map(|d| d.log.last_at()).max();
+        self.max_occurred_at = self.deals.iter().filter_map(|(_, d)| d.log.last_at()).max();
     }
 
     /// Removes the events of deal `slot` that `remove` selects, releases
     /// what they held, and marks the deal for derivation (or frees it).
     fn remove_events(&mut self, slot: u32, mut remove: impl FnMut(&Ev) -> bool) {
-        let deal = self.deals[slot as usize].as_mut().expect("live slot");
+        let deal = self.deals.get_mut(slot).expect("live slot");
         let removed = deal.log.remove(&mut remove);
         if removed.is_empty() {
             return;
         }
         let pipeline = deal.pipeline;
         if deal.log.is_empty() {
-            let deal = self.deals[slot as usize].take().expect("live slot");
-            let hash = deal_hash(deal.pipeline, deal.log.name());
-            if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
-                entry.remove();
-            }
-            self.free.push(slot);
+            self.deals.remove(slot);
             self.facts.kill(slot);
             self.deal_ids = None;
-        } else if !deal.dirty {
-            deal.dirty = true;
-            self.dirty.push(slot);
+        } else {
+            self.deals.mark_dirty(slot);
         }
         self.tables = None;
         for r in removed {
@@ -431,7 +454,7 @@ impl Store {
 
     /// The attribute-set key of an event's seven optional strings; a new set
     /// takes one reference on each of its strings in `dicts`.
-    fn intern_attrs(&mut self, strings: [&Option<String>; DICT_COLUMNS.len()]) -> u32 {
+    fn intern_attrs(&mut self, strings: [Option<&str>; DICT_COLUMNS.len()]) -> u32 {
         // Length-prefixed, so no string can be mistaken for a separator.
         let name = &mut self.attr_key;
         name.clear();
@@ -445,7 +468,7 @@ impl Store {
         }
         let (key, new) = self.attr_sets.intern(&self.attr_key);
         if new {
-            let parts = std::array::from_fn(|i| strings[i].as_deref().map(|s| self.dicts[i].intern(s).0));
+            let parts = std::array::from_fn(|i| strings[i].map(|s| self.dicts[i].intern(s).0));
             let k = key as usize;
             if k == self.attr_parts.len() {
                 self.attr_parts.push(parts);
@@ -462,9 +485,8 @@ impl Store {
     /// returns the per-deal tables. Nothing is rebuilt when nothing changed.
     pub fn refresh(&mut self, t_ms: i64) -> Arc<FactTables> {
         let cutoff = t_ms.saturating_sub(self.retention_ms);
-        let old: Vec<u32> = (0..self.deals.len() as u32)
-            .filter(|&s| self.deals[s as usize].as_ref().is_some_and(|d| d.log.first_at().is_some_and(|f| f <= cutoff)))
-            .collect();
+        let old: Vec<u32> =
+            self.deals.iter().filter(|(_, d)| d.log.first_at().is_some_and(|f| f <= cutoff)).map(|(s, _)| s).collect();
         for slot in old {
             self.remove_events(slot, |e| e.at <= cutoff);
         }
@@ -478,9 +500,7 @@ impl Store {
         let mut due: Vec<u32> = Vec::new();
         if went_back {
             self.pending.clear();
-            due.extend((0..self.deals.len() as u32).filter(|&s| {
-                self.deals[s as usize].as_ref().is_some_and(|d| d.log.last_at().is_some_and(|l| l > t_ms))
-            }));
+            due.extend(self.deals.iter().filter(|(_, d)| d.log.last_at().is_some_and(|l| l > t_ms)).map(|(s, _)| s));
         }
         while let Some(&(at, slot)) = self.pending.first() {
             if at > t_ms {
@@ -490,16 +510,10 @@ impl Store {
             due.push(slot);
         }
         for slot in due {
-            if let Some(d) = self.deals[slot as usize].as_mut()
-                && !d.dirty
-            {
-                d.dirty = true;
-                self.dirty.push(slot);
-            }
+            self.deals.mark_dirty(slot);
         }
-        for slot in std::mem::take(&mut self.dirty) {
-            let Some(deal) = self.deals[slot as usize].as_mut() else { continue };
-            deal.dirty = false;
+        for slot in self.deals.take_dirty() {
+            let Some(deal) = self.deals.get(slot) else { continue };
             let p = &self.pipelines[deal.pipeline as usize];
             self.facts.derive(slot, deal.pipeline, p, deal.log.events(), &self.attr_parts, t_ms);
             if let Some(next) = deal.log.events().map(|e| e.at).find(|&at| at > t_ms) {
@@ -528,7 +542,8 @@ impl Store {
     fn deal_ids(&mut self) -> &ArrayRef {
         let deals = &self.deals;
         self.deal_ids.get_or_insert_with(|| {
-            Arc::new(deals.iter().map(|d| Some(d.as_ref().map_or("", |d| d.log.name()))).collect::<StringArray>())
+            let names = (0..deals.end()).map(|s| Some(deals.get(s).map_or("", |d| d.log.name())));
+            Arc::new(names.collect::<StringArray>())
         })
     }
 
@@ -551,12 +566,11 @@ impl Store {
         let schema = events_schema();
         let mut out = Vec::new();
         let mut b = EventsBuilder::default();
-        for (slot, deal) in self.deals.iter().enumerate() {
-            let Some(deal) = deal else { continue };
+        for (slot, deal) in self.deals.iter() {
             let offset = self.stage_offsets[deal.pipeline as usize];
             for e in deal.log.events().take_while(|e| e.at <= t_ms) {
                 b.event_id.append_value(std::str::from_utf8(e.id).expect("ids are stored from str"));
-                b.deal_key.append_value(slot as u32);
+                b.deal_key.append_value(slot);
                 b.kind.append_value(e.kind as u8);
                 b.at.append_value(e.at);
                 b.pipeline.append_value(deal.pipeline);
@@ -578,7 +592,7 @@ impl Store {
 
     /// Bytes held, by part (estimates of the heap each structure holds).
     pub fn memory(&self) -> Vec<(&'static str, usize)> {
-        let logs: usize = self.deals.iter().flatten().map(|d| d.log.bytes() + 16).sum();
+        let logs: usize = self.deals.iter().map(|(_, d)| d.log.bytes() + 16).sum();
         let dicts: usize = self.dicts.iter().map(Interner::bytes).sum::<usize>()
             + self.attr_sets.bytes()
             + self.attr_parts.capacity() * std::mem::size_of::<[Option<u32>; DICT_COLUMNS.len()]>();
@@ -586,10 +600,7 @@ impl Store {
             ("event logs (the events themselves, with ids)", logs),
             ("event-id dedup set", self.ids.bytes()),
             ("per-deal facts", self.facts.bytes()),
-            (
-                "deal slots and index",
-                self.deals.capacity() * std::mem::size_of::<Option<Deal>>() + self.index.capacity() * 5,
-            ),
+            ("deal slots and index", self.deals.bytes()),
             ("activity times", self.activities.bytes()),
             ("dictionaries and attribute sets", dicts),
         ]
@@ -599,14 +610,14 @@ impl Store {
         StoreStats {
             rows: self.rows,
             bytes: self.memory().iter().map(|(_, b)| b).sum(),
-            deals: self.deals.len() - self.free.len(),
+            deals: self.deals.len(),
             partitions: self.parts.iter().flatten().filter(|(_, rows)| *rows > 0).count(),
         }
     }
 
     /// The deal_id of a deal key (for tests and diagnostics).
     pub fn deal_id(&self, key: u32) -> Option<&str> {
-        self.deals.get(key as usize)?.as_ref().map(|d| d.log.name())
+        self.deals.get(key).map(|d| d.log.name())
     }
 }
 
@@ -654,17 +665,17 @@ mod tests {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::UInt32Type;
 
-    fn event(id: &str, deal: &str, at: i64) -> Event {
+    fn event(id: &str, deal: &str, at: i64) -> Event<'static> {
         Event {
-            event_id: id.into(),
-            deal_id: deal.into(),
+            event_id: id.to_string().into(),
+            deal_id: deal.to_string().into(),
             kind: EventType::Activity,
             occurred_at: at,
             pipeline: 0,
             stage: None,
             amount: None,
             currency: None,
-            owner: Some(format!("owner-{id}")),
+            owner: Some(format!("owner-{id}").into()),
             team: None,
             region: None,
             source: None,
@@ -700,6 +711,55 @@ mod tests {
         let values = deal.values().as_string::<i32>();
         assert_eq!(values.value(deal.keys().value(0) as usize), "d");
         assert_eq!(s.stats().rows, 1);
+    }
+
+    /// (event_id, deal_id, occurred_at) of every held event, sorted.
+    fn held(s: &mut Store) -> Vec<(String, String, i64)> {
+        let mut rows = Vec::new();
+        for b in s.events(i64::MAX) {
+            let deal = b.column_by_name("deal_id").unwrap().as_dictionary::<UInt32Type>();
+            let names = deal.values().as_string::<i32>();
+            let at =
+                b.column_by_name("occurred_at_ms").unwrap().as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            for i in 0..b.num_rows() {
+                let id = b.column(0).as_string::<i32>().value(i).to_string();
+                rows.push((id, names.value(deal.keys().value(i) as usize).to_string(), at.value(i)));
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn a_large_push_has_the_outcome_of_one_insert_after_another() {
+        let p = PartitionKey::new("t", 0);
+        let mut x: u64 = 7;
+        let mut next = move |n: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        // Repeated ids (some with other content), 300 deals, times rising with
+        // a jitter wider than the retention: some events are too old only
+        // once the events before them in the same push are accepted.
+        let mut events: Vec<Result<Event, Rejection>> = (0..4000i64)
+            .map(|i| {
+                let mut e = event(&format!("e{}", next(3000)), &format!("d{}", next(300)), i + next(1600) as i64);
+                e.owner = Some(format!("o{}", next(5)).into());
+                Ok(e)
+            })
+            .collect();
+        events[10] = Err(Rejection { reason: Reason::InvalidJson, detail: "bad".into() });
+        let mut one = store();
+        let mut all = store();
+        let want: Vec<_> = events.iter().map(|e| e.clone().and_then(|e| one.insert(&p, &e, None))).collect();
+        let got = all.insert_all(&p, events, None);
+        assert_eq!(got, want);
+        let count = |reason| want.iter().filter(|r| matches!(r, Err(e) if e.reason == reason)).count();
+        assert!(count(Reason::TooOld) > 100, "the case is exercised: {}", count(Reason::TooOld));
+        assert!(want.iter().filter(|r| r == &&Ok(Inserted::Duplicate)).count() > 100);
+        assert_eq!(held(&mut all), held(&mut one));
+        assert_eq!(all.stats(), one.stats());
+        assert_eq!(all.max_occurred_at(), one.max_occurred_at());
     }
 
     #[test]
@@ -772,10 +832,13 @@ mod tests {
         assert_eq!(first.deals.num_rows(), 10);
         assert!(Arc::ptr_eq(&first, &s.refresh(201)), "nothing changed: the same tables");
         s.insert(&p, &event("late", "d3", 50), None).unwrap();
-        assert_eq!(s.dirty, [3], "only the late event's deal waits to be derived");
+        let dirty = s.deals.take_dirty();
+        let names: Vec<&str> = dirty.iter().map(|&d| s.deal_id(d).unwrap()).collect();
+        assert_eq!(names, ["d3"], "only the late event's deal waits to be derived");
+        s.deals.mark_dirty(dirty[0]);
         let second = s.refresh(202);
         assert!(!Arc::ptr_eq(&first, &second));
-        assert!(s.dirty.is_empty());
+        assert!(s.deals.take_dirty().is_empty());
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! The deals, in two shards by the hash of (pipeline, `deal_id`), so that
+//! two threads can append a push's events at once. A deal's slot (its
+//! `deal_key`) is `local << 1 | shard`; a shard reuses the slots of deals
+//! that are gone.
+
+use hashbrown::HashTable;
+
+use super::log::{Ev, Log};
+
+/// One deal: its log and what the store needs to find its events.
+pub struct Deal {
+    pub log: Log,
+    pub pipeline: u16,
+    /// Bit `p % 64` is set when the log may hold events of partition index `p`.
+    pub parts: u64,
+    /// Waiting in its shard's `dirty` to be derived again.
+    dirty: bool,
+}
+
+/// An event to append to the log of deal (`pipeline`, `name`).
+pub struct Append<'a> {
+    pub pipeline: u16,
+    pub name: &'a str,
+    pub ev: Ev<'a>,
+}
+
+pub fn deal_hash(pipeline: u16, deal_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(deal_id.as_bytes(), u64::from(pipeline))
+}
+
+/// The shard of a hash: a bit the hash table itself uses for neither the
+/// position (low bits) nor the tag (top seven bits).
+fn shard_of(hash: u64) -> usize {
+    (hash >> 40) as usize & 1
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Local slots, hashed by [`deal_hash`].
+    index: HashTable<u32>,
+    /// Deals by local slot; `None` is a free slot.
+    deals: Vec<Option<Deal>>,
+    free: Vec<u32>,
+    /// Slots (global) to derive again at the next refresh.
+    dirty: Vec<u32>,
+    /// A reused buffer for an event's encoding.
+    scratch: Vec<u8>,
+}
+
+impl Shard {
+    /// Appends to the deal's log, creating the deal; true when it is new.
+    fn append(&mut self, me: u32, hash: u64, a: &Append) -> bool {
+        let deals = &self.deals;
+        let found = self
+            .index
+            .find(hash, |&l| {
+                deals[l as usize].as_ref().is_some_and(|d| d.pipeline == a.pipeline && d.log.is_named(a.name))
+            })
+            .copied();
+        let (local, new) = match found {
+            Some(l) => (l, false),
+            None => (self.create(hash, a), true),
+        };
+        let deal = self.deals[local as usize].as_mut().expect("live slot");
+        deal.log.insert(&a.ev, &mut self.scratch);
+        deal.parts |= 1 << (a.ev.part % 64);
+        if !deal.dirty {
+            deal.dirty = true;
+            self.dirty.push(local << 1 | me);
+        }
+        new
+    }
+
+    fn create(&mut self, hash: u64, a: &Append) -> u32 {
+        let deal = Deal { log: Log::new(a.name), pipeline: a.pipeline, parts: 0, dirty: false };
+        let local = match self.free.pop() {
+            Some(l) => {
+                self.deals[l as usize] = Some(deal);
+                l
+            }
+            None => {
+                self.deals.push(Some(deal));
+                (self.deals.len() - 1) as u32
+            }
+        };
+        let deals = &self.deals;
+        self.index.insert_unique(hash, local, |&l| {
+            let d = deals[l as usize].as_ref().expect("indexed slots are live");
+            deal_hash(d.pipeline, d.log.name())
+        });
+        local
+    }
+}
+
+#[derive(Default)]
+pub struct Deals {
+    shards: [Shard; 2],
+}
+
+fn split(slot: u32) -> (usize, usize) {
+    ((slot & 1) as usize, (slot >> 1) as usize)
+}
+
+impl Deals {
+    /// Appends each event to its deal's log, creating deals; with `parallel`,
+    /// the two shards on two threads. True when a deal was created.
+    pub fn append_all(&mut self, appends: &[Append], parallel: bool) -> bool {
+        let hashes: Vec<u64> = appends.iter().map(|a| deal_hash(a.pipeline, a.name)).collect();
+        let run = |shard: &mut Shard, me: usize| {
+            let mut new = false;
+            for (a, &h) in appends.iter().zip(&hashes) {
+                if shard_of(h) == me {
+                    new |= shard.append(me as u32, h, a);
+                }
+            }
+            new
+        };
+        let [first, second] = &mut self.shards;
+        if parallel {
+            std::thread::scope(|s| {
+                let other = s.spawn(|| run(second, 1));
+                let new = run(first, 0);
+                new | other.join().expect("appending does not panic")
+            })
+        } else {
+            run(first, 0) | run(second, 1)
+        }
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&Deal> {
+        let (s, l) = split(slot);
+        self.shards[s].deals.get(l)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Deal> {
+        let (s, l) = split(slot);
+        self.shards[s].deals.get_mut(l)?.as_mut()
+    }
+
+    /// Marks a live deal to be derived again.
+    pub fn mark_dirty(&mut self, slot: u32) {
+        let (s, l) = split(slot);
+        let shard = &mut self.shards[s];
+        if let Some(Some(d)) = shard.deals.get_mut(l)
+            && !d.dirty
+        {
+            d.dirty = true;
+            shard.dirty.push(slot);
+        }
+    }
+
+    /// The slots marked since the last call, unmarked.
+    pub fn take_dirty(&mut self) -> Vec<u32> {
+        let mut all = Vec::new();
+        for shard in &mut self.shards {
+            for slot in shard.dirty.drain(..) {
+                if let Some(Some(d)) = shard.deals.get_mut(split(slot).1) {
+                    d.dirty = false;
+                }
+                all.push(slot);
+            }
+        }
+        all
+    }
+
+    /// Removes a deal; its slot is free for a new one.
+    pub fn remove(&mut self, slot: u32) {
+        let (s, l) = split(slot);
+        let shard = &mut self.shards[s];
+        let deal = shard.deals[l].take().expect("live slot");
+        let hash = deal_hash(deal.pipeline, deal.log.name());
+        if let Ok(entry) = shard.index.find_entry(hash, |&x| x as usize == l) {
+            entry.remove();
+        }
+        shard.free.push(l as u32);
+    }
+
+    /// One past the largest slot that may be live.
+    pub fn end(&self) -> u32 {
+        self.shards.iter().map(|s| s.deals.len()).max().unwrap_or(0) as u32 * 2
+    }
+
+    /// The live deals in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Deal)> {
+        (0..self.end()).filter_map(|s| Some((s, self.get(s)?)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.deals.len() - s.free.len()).sum()
+    }
+
+    /// Bytes held by the slots and the index (the logs not included).
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.deals.capacity() * std::mem::size_of::<Option<Deal>>() + s.index.capacity() * 5)
+            .sum()
+    }
+}
