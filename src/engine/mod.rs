@@ -2,9 +2,11 @@
 //! snapshot at `T`, and produces an immutable [`Snapshot`].
 //!
 //! A query file is SQL with a header of `-- key: value` comment lines:
-//! `-- table: NAME` files are run first (in file-name order) and their result
+//! `-- table: NAME` files come first (in file-name order) and their result
 //! is registered as a table for later files; `-- metric: NAME` files (with
-//! `type`, `help`, `labels`, `value`) each produce one metric family.
+//! `type`, `help`, `labels`, `value`) each produce one metric family. A
+//! query runs as soon as the tables it reads are made, at the same time as
+//! the other queries that are ready (each its own task: both cores).
 //! Parameters reach SQL only as registered tables (`params`, `windows`,
 //! `pipelines`, `stages`, `buckets`, `quantiles`) and as the functions of
 //! [`functions`], never as SQL text.
@@ -224,6 +226,8 @@ pub struct Engine {
     windows: Vec<Window>,
     retention_ms: i64,
     queries: Vec<Query>,
+    /// By query: the earlier `-- table:` queries whose tables it reads.
+    inputs_of: Vec<Vec<usize>>,
     /// Some query reads the `events` table, which is then rebuilt for every refresh.
     needs_events: bool,
     /// One session for the life of the engine: its tables are slots.
@@ -245,6 +249,9 @@ struct Plans {
     /// The results of the `-- table:` queries, by table name.
     outputs: BTreeMap<String, Slot>,
 }
+
+/// What running a query gave, and how long it took in seconds.
+type Ran = (Result<Vec<RecordBatch>, String>, f64);
 
 /// Base tables split in two partitions (both cores scan them).
 const SPLIT: [&str; 3] = ["deals", "reached", "events"];
@@ -268,7 +275,19 @@ fn activity_counts_schema() -> SchemaRef {
 impl Engine {
     pub fn new(config: &Config) -> Result<Engine, Vec<String>> {
         let queries = load_queries(config.queries_dir.as_deref())?;
-        let needs_events = queries.iter().any(|q| reads_events(&q.sql));
+        // Unparsable: `check` and the refresh report it; assume the worst meanwhile.
+        let reads: Vec<Option<Vec<String>>> = queries.iter().map(|q| tables_read(&q.sql)).collect();
+        let needs_events = reads.iter().any(|r| r.as_ref().is_none_or(|r| r.iter().any(|t| t == "events")));
+        let inputs_of = (0..queries.len())
+            .map(|i| {
+                let reads = reads[i].as_deref().unwrap_or_default();
+                (0..i)
+                    .filter(|&j| {
+                        matches!(&queries[j].output, Output::Table(t) if reads.iter().any(|r| r.eq_ignore_ascii_case(t)))
+                    })
+                    .collect()
+            })
+            .collect();
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(config.query_memory_limit_bytes, 1.0)
             .build_arc()
@@ -292,6 +311,7 @@ impl Engine {
             retention_ms: config.retention_ms,
             plans: tokio::sync::Mutex::new(Plans { by_query: vec![None; queries.len()], ..Plans::default() }),
             queries,
+            inputs_of,
             needs_events,
             ctx,
             clock,
@@ -465,43 +485,71 @@ impl Engine {
             plans.by_query.fill(None);
             plans.sizes = sizes;
         }
-        let mut snap = Snapshot { t_ms, ..Default::default() };
-        for (i, q) in self.queries.iter().enumerate() {
-            let start = Instant::now();
-            let result = self.run(&mut plans, i).await.map_err(|e| e.to_string());
-            let result = match (&q.output, result) {
-                (Output::Table(name), Ok((schema, batches))) => {
-                    self.output(&mut plans, name, schema).map(|slot| slot.set(&batches))
-                }
-                (Output::Table(name), Err(e)) => {
-                    if let Some(slot) = plans.outputs.get(name) {
-                        slot.fail(format!("{} failed: {e}", q.file));
+        // Waves: every query whose tables are made runs at once, each as its
+        // own task, so small queries share both cores.
+        let n = self.queries.len();
+        let mut done: Vec<Option<Ran>> = (0..n).map(|_| None).collect();
+        while done.iter().any(Option::is_none) {
+            // The first query not run is always ready: it reads only earlier tables.
+            let wave: Vec<usize> =
+                (0..n).filter(|&i| done[i].is_none() && self.inputs_of[i].iter().all(|&j| done[j].is_some())).collect();
+            let mut runs = Vec::with_capacity(wave.len());
+            for &i in &wave {
+                let plan = self.plan(&mut plans, i).await;
+                let ctx = self.ctx.task_ctx();
+                runs.push(tokio::spawn(async move {
+                    let start = Instant::now();
+                    let batches = match plan {
+                        Ok(plan) => collect(plan, ctx).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    (batches, start.elapsed().as_secs_f64())
+                }));
+            }
+            for (i, run) in wave.into_iter().zip(futures_util::future::join_all(runs).await) {
+                let (batches, secs) = run.unwrap_or_else(|e| (Err(format!("the query's task failed: {e}")), 0.0));
+                let q = &self.queries[i];
+                if let Output::Table(name) = &q.output
+                    && let Some(slot) = plans.outputs.get(name)
+                {
+                    match &batches {
+                        Ok(b) => slot.set(b),
+                        Err(e) => slot.fail(format!("{} failed: {e}", q.file)),
                     }
-                    Err(e)
                 }
-                (Output::Metric(spec), Ok((_, batches))) => {
-                    export::family(spec, &batches).map(|f| snap.families.push(f))
-                }
-                (Output::Metric(_), Err(e)) => Err(e),
+                done[i] = Some((batches, secs));
+            }
+        }
+        let mut snap = Snapshot { t_ms, ..Default::default() };
+        for (q, d) in self.queries.iter().zip(done) {
+            let (batches, secs) = d.expect("every query ran");
+            let result = match (&q.output, batches) {
+                (Output::Table(_), Ok(_)) => Ok(()),
+                (Output::Metric(spec), Ok(b)) => export::family(spec, &b).map(|f| snap.families.push(f)),
+                (_, Err(e)) => Err(e),
             };
-            snap.queries.push((q.file.clone(), result.map(|()| start.elapsed().as_secs_f64())));
+            snap.queries.push((q.file.clone(), result.map(|()| secs)));
         }
         snap.text = export::render(&snap.families);
         Ok(snap)
     }
 
-    /// Runs query `i`, planning it first if it has no plan.
-    async fn run(&self, plans: &mut Plans, i: usize) -> datafusion::error::Result<(SchemaRef, Vec<RecordBatch>)> {
-        let plan = match &plans.by_query[i] {
-            Some(plan) => reset_plan_states(plan.clone())?,
-            None => {
-                let plan = self.ctx.sql(&self.queries[i].sql).await?.create_physical_plan().await?;
-                plans.by_query[i] = Some(plan.clone());
-                plan
-            }
+    /// Query `i`'s plan, ready to run: made first if it has none (then a
+    /// `-- table:` query's slot is registered, for the queries after it).
+    async fn plan(&self, plans: &mut Plans, i: usize) -> Result<Arc<dyn ExecutionPlan>, String> {
+        if let Some(plan) = &plans.by_query[i] {
+            return reset_plan_states(plan.clone()).map_err(|e| e.to_string());
+        }
+        let q = &self.queries[i];
+        let plan = match self.ctx.sql(&q.sql).await {
+            Ok(df) => df.create_physical_plan().await.map_err(|e| e.to_string())?,
+            Err(e) => return Err(e.to_string()),
         };
-        let schema = plan.schema();
-        Ok((schema, collect(plan, self.ctx.task_ctx()).await?))
+        if let Output::Table(name) = &q.output {
+            self.output(plans, name, plan.schema())?;
+        }
+        plans.by_query[i] = Some(plan.clone());
+        Ok(plan)
     }
 
     /// The slot of a `-- table:` query's result, registered on first use.
@@ -554,13 +602,11 @@ impl Engine {
 }
 
 /// Whether a query's SQL names the `events` table (as a table, not a CTE).
-fn reads_events(sql: &str) -> bool {
+/// The tables a query's SQL reads (its CTEs aside), or `None` if it does not parse.
+fn tables_read(sql: &str) -> Option<Vec<String>> {
     let ctx = SessionContext::new();
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
-    match state.sql_to_statement(sql, &dialect).and_then(|st| state.resolve_table_references(&st)) {
-        Ok(tables) => tables.iter().any(|t| t.table() == "events"),
-        // Unparsable: `check` and the refresh report it; assume the worst meanwhile.
-        Err(_) => true,
-    }
+    let tables = state.sql_to_statement(sql, &dialect).and_then(|st| state.resolve_table_references(&st)).ok()?;
+    Some(tables.iter().map(|t| t.table().to_string()).collect())
 }
