@@ -4,15 +4,16 @@
 -- labels: pipeline, window, reason
 -- value: value
 WITH g AS (
-  SELECT pipeline, window_of(lost_ms) AS w, lost_reason AS reason, COUNT(*) AS n
+  SELECT pipeline_index, window_of(lost_ms) AS w, lost_reason AS reason, COUNT(*) AS n
   FROM deals
   WHERE state = 'lost' AND window_of(lost_ms) IS NOT NULL
-  GROUP BY pipeline, window_of(lost_ms), lost_reason
+  GROUP BY pipeline_index, window_of(lost_ms), lost_reason
 ), counted AS (
-  SELECT CAST(g.pipeline AS VARCHAR) AS pipeline, l.window, CAST(g.reason AS VARCHAR) AS reason, SUM(g.n) AS n
+  SELECT p.pipeline, l.window, CAST(g.reason AS VARCHAR) AS reason, SUM(g.n) AS n
   FROM g
+  JOIN pipelines p ON p.pipeline_index = g.pipeline_index
   JOIN window_levels l ON l.w = g.w
-  GROUP BY CAST(g.pipeline AS VARCHAR), l.window, CAST(g.reason AS VARCHAR)
+  GROUP BY p.pipeline, l.window, CAST(g.reason AS VARCHAR)
 ), ranked AS (
   SELECT pipeline, window, reason, n,
          ROW_NUMBER() OVER (PARTITION BY pipeline, window ORDER BY n DESC, reason) AS rank

@@ -4,7 +4,7 @@
 WITH g AS (
   SELECT pipeline_index, window_of(won_ms) AS ww, CASE WHEN state = 'lost' THEN window_of(lost_ms) END AS wl, COUNT(*) AS n
   FROM deals
-  WHERE won_ms IS NOT NULL OR state = 'lost'
+  WHERE window_of(won_ms) IS NOT NULL OR (state = 'lost' AND window_of(lost_ms) IS NOT NULL)
   GROUP BY pipeline_index, window_of(won_ms), CASE WHEN state = 'lost' THEN window_of(lost_ms) END
 )
 SELECT p.pipeline, w.window,

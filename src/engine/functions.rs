@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{Accumulator, ColumnarValue, Volatility, create_udaf, create_udf};
@@ -48,19 +49,18 @@ pub fn register(ctx: &SessionContext, clock: &Clock, windows: usize) {
     ctx.register_udf(int_function("window_of", Volatility::Volatile, move |ms| {
         let guard = clock.0.read().expect("clock lock");
         let (t_ms, starts) = &*guard;
-        ms.iter()
-            .map(|ms| {
-                let ms = ms.filter(|ms| ms <= t_ms)?;
-                starts.iter().position(|&s| ms > s).map(|i| i as i32)
-            })
-            .collect()
+        // The starts are the narrowest window's first (the largest), so the
+        // smallest window holding `ms` is the count of starts at or after it.
+        indexes(
+            ms,
+            starts.len(),
+            |ms| {
+                if ms > *t_ms { starts.len() } else { starts.iter().filter(|&&s| ms <= s).count() }
+            },
+        )
     }));
     ctx.register_udf(int_function("bucket_of", Volatility::Immutable, |ms| {
-        ms.iter()
-            .map(|ms| {
-                ms.map(|ms| BUCKETS.iter().position(|&b| ms <= i64::from(b) * 1000).unwrap_or(BUCKETS.len()) as i32)
-            })
-            .collect()
+        indexes(ms, BUCKETS.len() + 1, |ms| BUCKETS.iter().filter(|&&b| ms > i64::from(b) * 1000).count())
     }));
     ctx.register_udaf(rank::nearest_rank());
     ctx.register_udaf(rank::nearest_rank_by_window(windows));
@@ -91,6 +91,18 @@ pub fn register(ctx: &SessionContext, clock: &Clock, windows: usize) {
         Arc::new(|_| Ok(Box::new(ExactSum::default()))),
         Arc::new(vec![DataType::Binary]),
     ));
+}
+
+/// `index(ms)` for every value of `ms`, NULL where `ms` is NULL or the
+/// index is `none`. A plain loop over the values, so it vectorises.
+fn indexes(ms: &Int64Array, none: usize, index: impl Fn(i64) -> usize) -> Int32Array {
+    let idx: Vec<i32> = ms.values().iter().map(|&v| index(v) as i32).collect();
+    let held = BooleanBuffer::collect_bool(idx.len(), |i| idx[i] != none as i32);
+    let valid = match ms.nulls() {
+        Some(nulls) => nulls.inner() & &held,
+        None => held,
+    };
+    Int32Array::new(idx.into(), Some(NullBuffer::new(valid)))
 }
 
 /// A BIGINT → INT function over whole arrays.
