@@ -6,7 +6,8 @@
 //! is registered as a table for later files; `-- metric: NAME` files (with
 //! `type`, `help`, `labels`, `value`) each produce one metric family. A
 //! query runs as soon as the tables it reads are made, at the same time as
-//! the other queries that are ready (each its own task: both cores).
+//! the other queries that are ready (each its own task, two at a time:
+//! both cores).
 //! Parameters reach SQL only as registered tables (`params`, `windows`,
 //! `pipelines`, `stages`, `buckets`, `quantiles`) and as the functions of
 //! [`functions`], never as SQL text.
@@ -39,6 +40,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures_util::StreamExt;
 
 use crate::config::{Config, Pipeline, Window};
 use crate::deals;
@@ -485,28 +487,35 @@ impl Engine {
             plans.by_query.fill(None);
             plans.sizes = sizes;
         }
-        // Waves: every query whose tables are made runs at once, each as its
-        // own task, so small queries share both cores.
+        // Waves: the queries whose tables are made run at the same time, each
+        // as its own task, so small queries share both cores.
         let n = self.queries.len();
         let mut done: Vec<Option<Ran>> = (0..n).map(|_| None).collect();
         while done.iter().any(Option::is_none) {
             // The first query not run is always ready: it reads only earlier tables.
             let wave: Vec<usize> =
                 (0..n).filter(|&i| done[i].is_none() && self.inputs_of[i].iter().all(|&j| done[j].is_some())).collect();
-            let mut runs = Vec::with_capacity(wave.len());
+            let mut ready = Vec::with_capacity(wave.len());
             for &i in &wave {
-                let plan = self.plan(&mut plans, i).await;
-                let ctx = self.ctx.task_ctx();
-                runs.push(tokio::spawn(async move {
-                    let start = Instant::now();
-                    let batches = match plan {
-                        Ok(plan) => collect(plan, ctx).await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e),
-                    };
-                    (batches, start.elapsed().as_secs_f64())
-                }));
+                ready.push(self.plan(&mut plans, i).await);
             }
-            for (i, run) in wave.into_iter().zip(futures_util::future::join_all(runs).await) {
+            // Two at a time: both cores busy, and no more intermediate rows held than that.
+            let runs = futures_util::stream::iter(ready)
+                .map(|plan| {
+                    let ctx = self.ctx.task_ctx();
+                    tokio::spawn(async move {
+                        let start = Instant::now();
+                        let batches = match plan {
+                            Ok(plan) => collect(plan, ctx).await.map_err(|e| e.to_string()),
+                            Err(e) => Err(e),
+                        };
+                        (batches, start.elapsed().as_secs_f64())
+                    })
+                })
+                .buffered(2)
+                .collect::<Vec<_>>()
+                .await;
+            for (i, run) in wave.into_iter().zip(runs) {
                 let (batches, secs) = run.unwrap_or_else(|e| (Err(format!("the query's task failed: {e}")), 0.0));
                 let q = &self.queries[i];
                 if let Output::Table(name) = &q.output
