@@ -1155,6 +1155,48 @@ async fn a_query_file_in_queries_dir_adds_a_family() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test]
+async fn a_table_query_that_fails_fails_its_readers_and_the_rest_go_on() {
+    let dir = temp_dir("failing-table");
+    // Fails when it runs (a quantile of 2/1), not when it is planned.
+    std::fs::write(
+        dir.join("broken_table.sql"),
+        "-- table: broken\nSELECT nearest_rank(created_ms, 2, 1) AS v FROM deals\n",
+    )
+    .expect("write query");
+    std::fs::write(
+        dir.join("reads_broken.sql"),
+        "-- metric: crm_reads_broken\n-- help: Reads a failed table (test).\n-- labels:\n\
+         SELECT CAST(v AS DOUBLE) AS value FROM broken\n",
+    )
+    .expect("write query");
+    let mut cfg = config(CONFIG_DEFAULT);
+    cfg.queries_dir = Some(dir.clone());
+    let app = App::new(cfg.clone());
+    let ingest = app.ingest();
+    let lines = [line("k1", "k1", "deal_created", at(0, 0), json!({"stage": "lead"}))];
+    ingest.push(&PartitionKey::new("t", 0), lines.iter().map(|l| l.as_bytes()));
+    let engine = Engine::new(&cfg).expect("the queries load");
+    ingest.caught_up();
+    app.refresh(&engine).await;
+    let snap = app.state().snapshot();
+    assert_eq!(snap.version, 1, "the refresh was published");
+    let result = |file: &str| snap.queries.iter().find(|(f, _)| f == file).map(|(_, r)| r.clone()).expect(file);
+    let failed = result("broken_table.sql").expect_err("a fraction of 2/1 fails");
+    assert!(failed.contains("not a fraction"), "{failed}");
+    let reader = result("reads_broken.sql").expect_err("its reader fails too");
+    assert!(reader.contains("broken_table.sql failed"), "{reader}");
+    for (file, r) in &snap.queries {
+        if file != "broken_table.sql" && file != "reads_broken.sql" {
+            assert!(r.is_ok(), "{file}: {r:?}");
+        }
+    }
+    assert!(!snap.families.iter().any(|f| f.spec.name == "crm_reads_broken"));
+    let m = M(snap.clone());
+    eq(m.v("crm_funnel_stage_entries", &[("pipeline", "default"), ("funnel_stage", "lead"), ("window", "1d")]), 1.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_broken_query_header_is_reported_with_its_file_name() {
     let dir = temp_dir("broken");
