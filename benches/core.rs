@@ -11,7 +11,8 @@
 //!   `refresh/{100k,1M}/one_new_event`: the same after one new event (its
 //!   deal is derived again and the tables are rebuilt); and a per-query
 //!   breakdown printed from `Snapshot::queries`;
-//! - `ingest/decode` and `ingest/decode_append` over ~100k generated lines.
+//! - `ingest/decode`, `ingest/decode_append` (pushes of 256 lines: one core) and
+//!   `ingest/decode_append_8192` (pushes as the file source makes them) over ~100k generated lines.
 //!
 //! The refresh runs on a two-worker runtime, as the server's refresh does
 //! (src/app.rs). Whole-process figures (start → ready, RSS, the DuckDB
@@ -232,7 +233,7 @@ fn refresh(c: &mut Criterion, mut large: Option<Store>) {
 }
 
 fn ingest_benches(c: &mut Criterion) {
-    if !["ingest/decode", "ingest/decode_append"].iter().any(|id| wanted(id)) {
+    if !["ingest/decode", "ingest/decode_append", "ingest/decode_append_8192"].iter().any(|id| wanted(id)) {
         return;
     }
     let config = config();
@@ -252,18 +253,25 @@ fn ingest_benches(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("decode_append", |b| {
-        b.iter_batched(
-            || Store::new(&config.pipelines, config.retention_ms),
-            |mut store| {
-                for l in &lines {
-                    ingest(&decoder, &mut store, &part, l);
-                }
-                store
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    // Pushes of 256 lines are stored on one core (the store takes both from
+    // 512 on); pushes of 8192 lines, as the file source makes, on both.
+    for (name, push) in [("decode_append", 256), ("decode_append_8192", 8192)] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || Store::new(&config.pipelines, config.retention_ms),
+                |mut store| {
+                    for chunk in lines.chunks(push) {
+                        let decoded = chunk.iter().map(|l| decoder.decode(l.as_bytes(), END_MS)).collect();
+                        for r in store.insert_all(&part, decoded, Some(END_MS)) {
+                            r.expect("generated events are within retention");
+                        }
+                    }
+                    store
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
     g.finish();
 }
 
