@@ -610,7 +610,6 @@ impl Engine {
     }
 }
 
-/// Whether a query's SQL names the `events` table (as a table, not a CTE).
 /// The tables a query's SQL reads (its CTEs aside), or `None` if it does not parse.
 fn tables_read(sql: &str) -> Option<Vec<String>> {
     let ctx = SessionContext::new();

@@ -297,11 +297,10 @@ impl Store {
         if now_ms.is_some() {
             return events.len();
         }
-        let old = |t: Option<i64>, at: i64| t.is_some_and(|t| at <= t.saturating_sub(self.retention_ms));
         let mut highest = self.max_occurred_at;
         for (n, (_, e)) in events.iter().enumerate() {
-            let is_old = old(self.max_occurred_at, e.occurred_at);
-            if is_old != old(highest, e.occurred_at) {
+            let is_old = self.too_old(self.max_occurred_at, e.occurred_at);
+            if is_old != self.too_old(highest, e.occurred_at) {
                 return n;
             }
             if !is_old {
@@ -309,6 +308,11 @@ impl Store {
             }
         }
         events.len()
+    }
+
+    /// Whether an event at `at` is `too_old` at evaluation time `t` (none yet: never).
+    fn too_old(&self, t: Option<i64>, at: i64) -> bool {
+        t.is_some_and(|t| at <= t.saturating_sub(self.retention_ms))
     }
 
     /// Inserts events whose `too_old` check `T` now decides; returns each
@@ -323,9 +327,7 @@ impl Store {
         let t = now_ms.or(self.max_occurred_at);
         let mut fresh = Vec::with_capacity(events.len());
         for (i, e) in events {
-            if let Some(t) = t
-                && e.occurred_at <= t.saturating_sub(self.retention_ms)
-            {
+            if self.too_old(t, e.occurred_at) {
                 let detail = format!("occurred_at {} ms is at or before T - retention", e.occurred_at);
                 out.push((*i, Err(Rejection { reason: Reason::TooOld, detail })));
             } else {
