@@ -4,16 +4,16 @@
 -- labels: pipeline, window, reason
 -- value: value
 WITH g AS (
-  SELECT pipeline_index, window_of(lost_ms) AS w, lost_reason AS reason, COUNT(*) AS n
+  SELECT pipeline_index, lost_reason, count_by_window(window_of(lost_ms)) AS n
   FROM deals
-  WHERE state = 'lost' AND window_of(lost_ms) IS NOT NULL
-  GROUP BY pipeline_index, window_of(lost_ms), lost_reason
+  WHERE state = 'lost'
+  GROUP BY pipeline_index, lost_reason
 ), counted AS (
-  SELECT p.pipeline, l.window, CAST(g.reason AS VARCHAR) AS reason, SUM(g.n) AS n
+  SELECT p.pipeline, w.window, CAST(g.lost_reason AS VARCHAR) AS reason, list_at(g.n, w.idx) AS n
   FROM g
   JOIN pipelines p ON p.pipeline_index = g.pipeline_index
-  JOIN window_levels l ON l.w = g.w
-  GROUP BY p.pipeline, l.window, CAST(g.reason AS VARCHAR)
+  CROSS JOIN windows w
+  WHERE list_at(g.n, w.idx) > 0
 ), ranked AS (
   SELECT pipeline, window, reason, n,
          ROW_NUMBER() OVER (PARTITION BY pipeline, window ORDER BY n DESC, reason) AS rank

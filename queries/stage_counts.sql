@@ -2,18 +2,18 @@
 -- Per pipeline, stage and window: deals that first reached the stage in the
 -- window (period entries) and deals that entered the funnel in the window and
 -- reached the stage by T (cohort). Zeros included: every stage x window.
--- One pass over `reached`, grouped by the smallest windows of R(d, i) and C(d)
--- (rows in no window count nowhere and are left out first).
+-- One pass over `reached`: each row counts under the smallest window of R(d, i)
+-- and of C(d) (count_by_window), summed into every wider one.
 WITH g AS (
-  SELECT pipeline_index, stage_index, window_of(reached_ms) AS wr, window_of(created_ms) AS wc, COUNT(*) AS n
+  SELECT pipeline_index, stage_index,
+         count_by_window(window_of(reached_ms)) AS entries,
+         count_by_window(window_of(created_ms)) AS cohort
   FROM reached
-  WHERE window_of(reached_ms) IS NOT NULL OR window_of(created_ms) IS NOT NULL
-  GROUP BY pipeline_index, stage_index, window_of(reached_ms), window_of(created_ms)
+  GROUP BY pipeline_index, stage_index
 )
 SELECT s.pipeline, s.stage_index, s.funnel_stage, w.window,
-       COALESCE(SUM(CASE WHEN g.wr <= w.idx THEN g.n END), 0) AS entries,
-       COALESCE(SUM(CASE WHEN g.wc <= w.idx THEN g.n END), 0) AS cohort
+       COALESCE(list_at(g.entries, w.idx), 0) AS entries,
+       COALESCE(list_at(g.cohort, w.idx), 0) AS cohort
 FROM stages s
 CROSS JOIN windows w
 LEFT JOIN g ON g.pipeline_index = s.pipeline_index AND g.stage_index = s.stage_index
-GROUP BY s.pipeline, s.stage_index, s.funnel_stage, w.window

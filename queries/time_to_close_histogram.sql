@@ -4,15 +4,14 @@
 -- labels: pipeline, window
 -- value: value
 WITH g AS (
-  SELECT pipeline_index, w, bucket_of(ms) AS b, COUNT(*) AS n, SUM(ms) AS ms
+  SELECT pipeline_index, histogram_by_window(w, ms) AS h, sum_by_window(w, ms) AS ms
   FROM close_durations
-  GROUP BY pipeline_index, w, bucket_of(ms)
+  GROUP BY pipeline_index
 )
 SELECT p.pipeline, w.window, bk.le,
-       COALESCE(SUM(CASE WHEN g.w <= w.idx AND g.b <= bk.idx THEN g.n END), 0) AS value,
-       CAST(COALESCE(SUM(CASE WHEN g.w <= w.idx THEN g.ms END), 0) AS DOUBLE) / 1000.0 AS sum
+       COALESCE(list_at(list_at(g.h, w.idx), bk.idx), 0) AS value,
+       CAST(COALESCE(list_at(g.ms, w.idx), 0) AS DOUBLE) / 1000.0 AS sum
 FROM pipelines p
 CROSS JOIN windows w
 CROSS JOIN buckets bk
 LEFT JOIN g ON g.pipeline_index = p.pipeline_index
-GROUP BY p.pipeline, w.window, bk.le

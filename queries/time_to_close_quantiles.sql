@@ -4,13 +4,13 @@
 -- labels: pipeline, window, quantile
 -- value: value
 WITH r AS (
-  SELECT d.pipeline_index, q.quantile, nearest_rank_by_window(d.w, d.ms, q.numerator, q.denominator) AS ranks
-  FROM close_durations d
-  CROSS JOIN quantiles q
-  GROUP BY d.pipeline_index, q.quantile
+  SELECT pipeline_index, quantiles_by_window(w, ms) AS ranks
+  FROM close_durations
+  GROUP BY pipeline_index
 )
-SELECT p.pipeline, w.window, r.quantile, CAST(list_at(r.ranks, w.idx) AS DOUBLE) / 1000.0 AS value
+SELECT p.pipeline, w.window, q.quantile, CAST(list_at(list_at(r.ranks, w.idx), q.idx) AS DOUBLE) / 1000.0 AS value
 FROM r
 JOIN pipelines p ON p.pipeline_index = r.pipeline_index
 CROSS JOIN windows w
-WHERE list_at(r.ranks, w.idx) IS NOT NULL
+CROSS JOIN quantiles q
+WHERE list_at(list_at(r.ranks, w.idx), q.idx) IS NOT NULL

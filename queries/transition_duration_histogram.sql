@@ -4,15 +4,14 @@
 -- labels: pipeline, from_stage, to_stage, window
 -- value: value
 WITH g AS (
-  SELECT pipeline_index, from_index, w, bucket_of(ms) AS b, COUNT(*) AS n, SUM(ms) AS ms
+  SELECT pipeline_index, from_index, histogram_by_window(w, ms) AS h, sum_by_window(w, ms) AS ms
   FROM transition_durations
-  GROUP BY pipeline_index, from_index, w, bucket_of(ms)
+  GROUP BY pipeline_index, from_index
 )
 SELECT t.pipeline, t.from_stage, t.to_stage, w.window, bk.le,
-       COALESCE(SUM(CASE WHEN g.w <= w.idx AND g.b <= bk.idx THEN g.n END), 0) AS value,
-       CAST(COALESCE(SUM(CASE WHEN g.w <= w.idx THEN g.ms END), 0) AS DOUBLE) / 1000.0 AS sum
+       COALESCE(list_at(list_at(g.h, w.idx), bk.idx), 0) AS value,
+       CAST(COALESCE(list_at(g.ms, w.idx), 0) AS DOUBLE) / 1000.0 AS sum
 FROM transitions t
 CROSS JOIN windows w
 CROSS JOIN buckets bk
 LEFT JOIN g ON g.pipeline_index = t.pipeline_index AND g.from_index = t.from_index
-GROUP BY t.pipeline, t.from_stage, t.to_stage, w.window, bk.le

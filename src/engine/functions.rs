@@ -8,25 +8,32 @@
 //! - `bucket_of(ms)`: the `idx` (in `buckets`) of the smallest histogram
 //!   bucket that holds a duration of `ms` milliseconds.
 //! - `nearest_rank(ms, numerator, denominator)` and
-//!   `nearest_rank_by_window(w, ms, numerator, denominator)`: exact
-//!   nearest-rank quantiles by selection (see [`rank`]);
-//! - `list_at(list, k)`: element `k` (from 0) of a list of BIGINT, NULL
-//!   past its end: how a query reads `nearest_rank_by_window`'s list at a
-//!   window's `idx`.
+//!   `quantiles_by_window(w, ms)`: exact nearest-rank quantiles by
+//!   selection (see [`rank`]);
+//! - `count_by_window(w)`, `sum_by_window(w, x)` and
+//!   `histogram_by_window(w, ms)`: every window's count, sum or histogram
+//!   in one pass (see [`cells`]);
+//! - `list_at(list, k)`: element `k` (from 0) of a list, NULL past its end:
+//!   how a query reads those lists at a window's `idx` (and a histogram's
+//!   or quantile's inner list at a bucket's or quantile's `idx`).
 //! - `exact_sum(x)`: a sum of doubles that does not depend on the order of
 //!   the rows, so a refresh on two cores gives the same bits as on one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array, UInt64Array};
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
-use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::{Accumulator, ColumnarValue, Volatility, create_udaf, create_udf};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::{
+    Accumulator, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udaf,
+    create_udf,
+};
 use datafusion::prelude::SessionContext;
 
-use super::{BUCKETS, rank};
+use super::{cells, rank};
 
 /// The evaluation time `window_of` reads: set before every refresh, so that
 /// the plans that call it are made once and kept (`window_of` is volatile,
@@ -50,39 +57,23 @@ pub fn register(ctx: &SessionContext, clock: &Clock, windows: usize) {
         let guard = clock.0.read().expect("clock lock");
         let (t_ms, starts) = &*guard;
         // The starts are the narrowest window's first (the largest), so the
-        // smallest window holding `ms` is the count of starts at or after it.
-        indexes(
-            ms,
-            starts.len(),
-            |ms| {
-                if ms > *t_ms { starts.len() } else { starts.iter().filter(|&&s| ms <= s).count() }
-            },
-        )
+        // smallest window holding `ms` is the count of starts at or after it;
+        // none holds it if it is after T or at or before every start.
+        let idx = cells::at_or_below(ms.values(), starts.iter().copied());
+        let held = BooleanBuffer::collect_bool(idx.len(), |i| idx[i] != starts.len() as i32 && ms.value(i) <= *t_ms);
+        with_nulls(ms, idx, held)
     }));
     ctx.register_udf(int_function("bucket_of", Volatility::Immutable, |ms| {
-        indexes(ms, BUCKETS.len() + 1, |ms| BUCKETS.iter().filter(|&&b| ms > i64::from(b) * 1000).count())
+        let idx = cells::buckets(ms.values());
+        let held = BooleanBuffer::new_set(idx.len());
+        with_nulls(ms, idx, held)
     }));
     ctx.register_udaf(rank::nearest_rank());
-    ctx.register_udaf(rank::nearest_rank_by_window(windows));
-    ctx.register_udf(create_udf(
-        "list_at",
-        vec![DataType::new_list(DataType::Int64, true), DataType::Int32],
-        DataType::Int64,
-        Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let (lists, at) = (arrays[0].as_list::<i32>(), arrays[1].as_primitive::<Int32Type>());
-            let out: Int64Array = (0..lists.len())
-                .map(|i| {
-                    let k = usize::try_from(at.is_valid(i).then(|| at.value(i))?).ok()?;
-                    let list = lists.is_valid(i).then(|| lists.value(i))?;
-                    let list = list.as_primitive::<Int64Type>();
-                    (k < list.len() && list.is_valid(k)).then(|| list.value(k))
-                })
-                .collect();
-            Ok(ColumnarValue::Array(Arc::new(out)))
-        }),
-    ));
+    ctx.register_udaf(rank::quantiles_by_window(windows));
+    for f in cells::functions(windows) {
+        ctx.register_udaf(f);
+    }
+    ctx.register_udf(ScalarUDF::from(ListAt { signature: Signature::any(2, Volatility::Immutable) }));
     ctx.register_udaf(create_udaf(
         "exact_sum",
         vec![DataType::Float64],
@@ -93,16 +84,53 @@ pub fn register(ctx: &SessionContext, clock: &Clock, windows: usize) {
     ));
 }
 
-/// `index(ms)` for every value of `ms`, NULL where `ms` is NULL or the
-/// index is `none`. A plain loop over the values, so it vectorises.
-fn indexes(ms: &Int64Array, none: usize, index: impl Fn(i64) -> usize) -> Int32Array {
-    let idx: Vec<i32> = ms.values().iter().map(|&v| index(v) as i32).collect();
-    let held = BooleanBuffer::collect_bool(idx.len(), |i| idx[i] != none as i32);
+/// The indexes `idx` of the values of `ms`, NULL where `ms` is NULL or `held` is not set.
+fn with_nulls(ms: &Int64Array, idx: Vec<i32>, held: BooleanBuffer) -> Int32Array {
     let valid = match ms.nulls() {
         Some(nulls) => nulls.inner() & &held,
         None => held,
     };
     Int32Array::new(idx.into(), Some(NullBuffer::new(valid)))
+}
+
+/// `list_at(list, k)`, for a list of any item type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ListAt {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ListAt {
+    fn name(&self) -> &str {
+        "list_at"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match (&args[0], &args[1]) {
+            (DataType::List(item), k) if k.is_integer() => Ok(item.data_type().clone()),
+            (list, k) => plan_err!("list_at(list, k) takes a list and an integer, not {list} and {k}"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let lists = arrays[0].as_list::<i32>();
+        let at = cast(&arrays[1], &DataType::Int64)?;
+        let at = at.as_primitive::<Int64Type>();
+        let offsets = lists.value_offsets();
+        // The place of each row's element in the lists' values, NULL where there is none.
+        let places: UInt64Array = (0..lists.len())
+            .map(|i| {
+                let (start, end) = (offsets[i] as i64, offsets[i + 1] as i64);
+                let k = (lists.is_valid(i) && at.is_valid(i)).then(|| at.value(i))?;
+                (0..end - start).contains(&k).then(|| (start + k) as u64)
+            })
+            .collect();
+        Ok(ColumnarValue::Array(take(lists.values().as_ref(), &places, None)?))
+    }
 }
 
 /// A BIGINT → INT function over whole arrays.

@@ -16,15 +16,17 @@
 //! activity counts per window (`activity_counts`), and `events`, which is
 //! rebuilt from the store only when some query reads it. They are split in
 //! two partitions so a refresh uses both cores; every built-in aggregate is
-//! exact (integer counts and sums, `exact_sum`, `nearest_rank`), so the
+//! exact (integer counts and sums, `exact_sum`, the rank and cell aggregates), so the
 //! output does not depend on how the partitions interleave.
 //!
 //! Every table is a [`Slot`]: its rows are replaced before each refresh,
 //! and each query's physical plan is made once and run again and again
 //! (made anew only when a base table's size changes by about 4×).
 
+mod cells;
 mod functions;
 mod rank;
+mod single;
 mod slot;
 
 use std::collections::BTreeMap;
@@ -77,7 +79,6 @@ const BUILTIN: &[(&str, &str)] = &[
     ("transition_durations.sql", include_str!("../../queries/transition_durations.sql")),
     ("transitions.sql", include_str!("../../queries/transitions.sql")),
     ("win_rate.sql", include_str!("../../queries/win_rate.sql")),
-    ("window_levels.sql", include_str!("../../queries/window_levels.sql")),
     ("won_deals.sql", include_str!("../../queries/won_deals.sql")),
 ];
 
@@ -471,6 +472,7 @@ impl Engine {
                     ("quantile", strs(QUANTILES.iter().map(|q| q.0).collect())),
                     ("numerator", ints(QUANTILES.iter().map(|q| q.1).collect())),
                     ("denominator", ints(QUANTILES.iter().map(|q| q.2).collect())),
+                    ("idx", i32s((0..QUANTILES.len() as i32).collect())),
                 ]),
             ),
         ]

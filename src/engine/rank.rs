@@ -3,23 +3,29 @@
 //!
 //! - `nearest_rank(ms, numerator, denominator)`: the quantile
 //!   `numerator / denominator` (constant per group) of the group's values;
-//! - `nearest_rank_by_window(w, ms, numerator, denominator)`: a list with
-//!   one element per window, element `k` being the quantile of the values
+//! - `quantiles_by_window(w, ms)`: a list per window of one element per
+//!   row of `quantiles`, element `[k][q]` being quantile `q` of the values
 //!   whose `w` (a `window_of` index) is `<= k`, NULL where there are none.
 //!   The windows all end at T, so a value counts in its smallest window and
-//!   every wider one: one pass over the rows instead of a row per window.
+//!   every wider one: one pass over the rows instead of a row per window
+//!   and quantile.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, ListArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, Int64Builder, ListArray, ListBuilder,
+};
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Int64Type};
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
+
+use super::QUANTILES;
+use super::single::{self, Single};
 
 /// `nearest_rank`.
 pub fn nearest_rank() -> AggregateUDF {
@@ -30,14 +36,11 @@ pub fn nearest_rank() -> AggregateUDF {
     })
 }
 
-/// `nearest_rank_by_window` for `windows` windows.
-pub fn nearest_rank_by_window(windows: usize) -> AggregateUDF {
+/// `quantiles_by_window` for `windows` windows.
+pub fn quantiles_by_window(windows: usize) -> AggregateUDF {
     AggregateUDF::from(Rank {
-        name: "nearest_rank_by_window",
-        signature: Signature::exact(
-            vec![DataType::Int32, DataType::Int64, DataType::Int64, DataType::Int64],
-            Volatility::Immutable,
-        ),
+        name: "quantiles_by_window",
+        signature: Signature::exact(vec![DataType::Int32, DataType::Int64], Volatility::Immutable),
         windows: Some(windows),
     })
 }
@@ -64,7 +67,7 @@ impl AggregateUDFImpl for Rank {
     }
 
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(if self.windows.is_some() { list_of(DataType::Int64) } else { DataType::Int64 })
+        Ok(if self.windows.is_some() { list_of(list_of(DataType::Int64)) } else { DataType::Int64 })
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -105,8 +108,8 @@ fn select(values: &mut [i64], fraction: Option<(i64, i64)>) -> Result<Option<i64
     Ok(Some(*v))
 }
 
-/// One group: its values (with their window, for `nearest_rank_by_window`)
-/// and its fraction (the query may give each group another).
+/// One group: its values (with their window, for `quantiles_by_window`)
+/// and its fraction (for `nearest_rank`: the query may give each group another).
 #[derive(Debug, Default)]
 struct Group {
     values: Vec<i64>,
@@ -122,21 +125,24 @@ impl Group {
         }
     }
 
-    /// The quantile over the values of window `k` and the narrower ones, for every `k`.
-    fn by_window(&self, windows: usize) -> Result<Vec<Option<i64>>> {
+    /// Appends, for every window `k`, the quantiles of the values of `k`
+    /// and the narrower windows.
+    fn by_window(&self, windows: usize, out: &mut ListBuilder<ListBuilder<Int64Builder>>) -> Result<()> {
         let mut per: Vec<Vec<i64>> = vec![Vec::new(); windows];
         for (&w, &v) in self.windows.iter().zip(&self.values) {
             per[w as usize].push(v);
         }
         let mut held = Vec::with_capacity(self.values.len());
-        let mut scratch = Vec::with_capacity(self.values.len());
-        per.iter()
-            .map(|values| {
-                held.extend_from_slice(values);
-                scratch.clone_from(&held);
-                select(&mut scratch, self.fraction)
-            })
-            .collect()
+        for values in &per {
+            // Selection only reorders, so the quantiles of one window share its values.
+            held.extend_from_slice(values);
+            for &(_, num, den) in &QUANTILES {
+                out.values().values().append_option(select(&mut held, Some((num, den)))?);
+            }
+            out.values().append(true);
+        }
+        out.append(true);
+        Ok(())
     }
 }
 
@@ -146,12 +152,12 @@ struct Groups {
     groups: Vec<Group>,
 }
 
-/// The arguments of a batch: windows (for `nearest_rank_by_window`), values, numerators, denominators.
+/// The arguments of a batch: windows and values (`quantiles_by_window`), or
+/// values, numerators and denominators (`nearest_rank`).
 struct Args<'a> {
     windows: Option<&'a Int32Array>,
     values: &'a Int64Array,
-    num: &'a Int64Array,
-    den: &'a Int64Array,
+    fraction: Option<(&'a Int64Array, &'a Int64Array)>,
 }
 
 impl Groups {
@@ -160,19 +166,22 @@ impl Groups {
     }
 
     fn args<'a>(&self, values: &'a [ArrayRef]) -> Args<'a> {
-        let (windows, rest) = match self.windows {
-            Some(_) => (Some(values[0].as_primitive::<Int32Type>()), &values[1..]),
-            None => (None, values),
-        };
         let int = |a: &'a ArrayRef| a.as_primitive::<Int64Type>();
-        Args { windows, values: int(&rest[0]), num: int(&rest[1]), den: int(&rest[2]) }
+        match self.windows {
+            Some(_) => {
+                Args { windows: Some(values[0].as_primitive::<Int32Type>()), values: int(&values[1]), fraction: None }
+            }
+            None => Args { windows: None, values: int(&values[0]), fraction: Some((int(&values[1]), int(&values[2]))) },
+        }
     }
 
     /// Adds row `i` of `args` to group `g`. A row without a value, or (by
     /// window) without a window or outside the windows, adds nothing.
     fn add(&mut self, g: usize, args: &Args, i: usize) {
         let group = &mut self.groups[g];
-        group.take_fraction(args.num, args.den, i);
+        if let Some((num, den)) = args.fraction {
+            group.take_fraction(num, den, i);
+        }
         if !args.values.is_valid(i) {
             return;
         }
@@ -233,8 +242,11 @@ impl GroupsAccumulator for Groups {
                 Ok(Arc::new(out?))
             }
             Some(n) => {
-                let lists = groups.iter().map(|g| g.by_window(n).map(Some)).collect::<Result<Vec<_>>>()?;
-                Ok(Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(lists)))
+                let mut out = ListBuilder::new(ListBuilder::new(Int64Builder::new()));
+                for g in &groups {
+                    g.by_window(n, &mut out)?;
+                }
+                Ok(Arc::new(out.finish()))
             }
         }
     }
@@ -279,36 +291,18 @@ impl GroupsAccumulator for Groups {
     }
 }
 
-/// The aggregate without GROUP BY: one group.
-#[derive(Debug)]
-struct Single(Groups);
-
-impl Accumulator for Single {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.0.update_batch(values, &vec![0; values[0].len()], None, 1)
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.0.groups.resize_with(1, Group::default);
-        ScalarValue::try_from_array(&self.0.evaluate(EmitTo::All)?, 0)
-    }
-
-    fn size(&self) -> usize {
-        self.0.size()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.0.groups.resize_with(1, Group::default);
-        self.0.state(EmitTo::All)?.iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.0.merge_batch(states, &vec![0; states[0].len()], 1)
+impl single::Groups for Groups {
+    fn ensure_groups(&mut self, n: usize) {
+        if self.groups.len() < n {
+            self.groups.resize_with(n, Group::default);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use datafusion::common::ScalarValue;
+
     use super::*;
 
     fn ints(v: &[i64]) -> ArrayRef {
@@ -361,17 +355,24 @@ mod tests {
     }
 
     #[test]
-    fn nearest_rank_by_window_counts_a_value_in_its_window_and_every_wider_one() {
+    fn quantiles_by_window_count_a_value_in_its_window_and_every_wider_one() {
         // Three windows; group 0's values by window: 0: {5}, 1: {}, 2: {1, 9}, and a row
         // without a window; group 1 has only {7} in window 1. The last row is filtered out.
         let w: ArrayRef = Arc::new(Int32Array::from(vec![Some(2), Some(0), None, Some(1), Some(2), Some(0)]));
-        let args = vec![w, ints(&[1, 5, 3, 7, 9, 100]), ints(&[1; 6]), ints(&[2; 6])];
+        let args = vec![w, ints(&[1, 5, 3, 7, 9, 100])];
         for out in split_merge_convert(Some(3), args, &[0, 0, 0, 1, 0, 1]) {
-            let lists = out.as_list::<i32>();
-            let got: Vec<Vec<Option<i64>>> =
-                (0..lists.len()).map(|i| lists.value(i).as_primitive::<Int64Type>().iter().collect()).collect();
-            // Group 0, median of {5}, {5}, {1, 5, 9}; group 1: none, {7}, {7}.
-            assert_eq!(got, vec![vec![Some(5), Some(5), Some(5)], vec![None, Some(7), Some(7)]]);
+            let groups = out.as_list::<i32>();
+            let got: Vec<Vec<Vec<Option<i64>>>> = (0..groups.len())
+                .map(|g| {
+                    let windows = groups.value(g);
+                    let windows = windows.as_list::<i32>();
+                    (0..windows.len()).map(|k| windows.value(k).as_primitive::<Int64Type>().iter().collect()).collect()
+                })
+                .collect();
+            // Group 0: {5}, {5}, {1, 5, 9}: medians 5, 5, 5 and 0.9 quantiles 5, 5, 9 (rank ceil(2.7) = 3).
+            assert_eq!(got[0], vec![vec![Some(5), Some(5)], vec![Some(5), Some(5)], vec![Some(5), Some(9)]]);
+            // Group 1: none, {7}, {7}.
+            assert_eq!(got[1], vec![vec![None, None], vec![Some(7), Some(7)], vec![Some(7), Some(7)]]);
         }
     }
 }
