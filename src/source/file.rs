@@ -15,6 +15,8 @@ use crate::store::PartitionKey;
 
 /// Bytes read at a time: the replay holds a chunk of the file, never all of it.
 const CHUNK: u64 = 8 << 20;
+/// Lines stored at a time.
+const PUSH: usize = 8192;
 
 pub async fn run(path: &Path, ingest: &Ingest, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
@@ -64,21 +66,36 @@ async fn read_lines(
         (false, Some(newline)) => newline + 1,
         (false, None) => return Ok((read, (0, 0, 0))),
     };
-    let counts = push_lines(ingest, part, &pending[..end]).await;
+    // Decoding and storing block: off the runtime's workers.
+    let (ingest, part, data) = (ingest.clone(), part.clone(), std::mem::take(pending));
+    let (data, counts) = tokio::task::spawn_blocking(move || {
+        let counts = push_lines(&ingest, &part, &data[..end]);
+        (data, counts)
+    })
+    .await
+    .expect("pushing lines does not panic");
+    *pending = data;
     pending.drain(..end);
     Ok((read, counts))
 }
 
-/// Pushes the non-blank lines of `data`; returns (lines, accepted, rejected).
-async fn push_lines(ingest: &Ingest, part: &PartitionKey, data: &[u8]) -> (usize, usize, usize) {
+/// Pushes the non-blank lines of `data`, [`PUSH`] at a time, decoding the
+/// next push on another thread while one is stored; returns (lines,
+/// accepted, rejected).
+fn push_lines(ingest: &Ingest, part: &PartitionKey, data: &[u8]) -> (usize, usize, usize) {
     let lines: Vec<&[u8]> = lines(data).collect();
     let (mut accepted, mut rejected) = (0, 0);
-    for chunk in lines.chunks(8192) {
-        let r = ingest.push(part, chunk.iter().copied());
-        accepted += r.accepted;
-        rejected += r.rejected.len();
-        tokio::task::yield_now().await;
-    }
+    std::thread::scope(|s| {
+        let mut pushes = lines.chunks(PUSH);
+        let mut next = pushes.next().map(|p| s.spawn(move || ingest.decode(p)));
+        while let Some(decoding) = next {
+            let decoded = decoding.join().expect("decoding does not panic");
+            next = pushes.next().map(|p| s.spawn(move || ingest.decode(p)));
+            let r = ingest.store(part, decoded);
+            accepted += r.accepted;
+            rejected += r.rejected.len();
+        }
+    });
     (lines.len(), accepted, rejected)
 }
 

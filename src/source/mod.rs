@@ -104,6 +104,13 @@ pub struct Pushed {
     pub rejected: Vec<(usize, Rejection)>,
 }
 
+/// A batch of messages decoded by [`Ingest::decode`], for [`Ingest::store`].
+pub struct Decoded<'a> {
+    events: Vec<Result<Event<'a>, Rejection>>,
+    /// The wall clock when they were decoded.
+    now: i64,
+}
+
 /// The handle sources push messages through.
 #[derive(Clone)]
 pub struct Ingest {
@@ -129,16 +136,21 @@ impl Ingest {
         Ingest { inner: Arc::new(Inner { store, state, decoder, clock: config.clock, metrics, rejection_log }) }
     }
 
-    /// Decodes and stores a batch of messages of one partition. A large
-    /// batch is decoded on both cores, then inserted as in its order.
+    /// Decodes and stores a batch of messages of one partition.
     pub fn push<'a>(&self, part: &PartitionKey, messages: impl IntoIterator<Item = &'a [u8]>) -> Pushed {
-        let me = &*self.inner;
-        let now = now_ms();
         let messages: Vec<&[u8]> = messages.into_iter().collect();
+        self.store(part, self.decode(&messages))
+    }
+
+    /// Decodes a batch of messages (a large batch on both cores) without
+    /// touching the store, so that a source can decode its next batch while
+    /// [`Ingest::store`] stores this one.
+    pub fn decode<'a>(&self, messages: &[&'a [u8]]) -> Decoded<'a> {
+        let now = now_ms();
         let decode = |ms: &[&'a [u8]]| -> Vec<Result<Event<'a>, Rejection>> {
-            ms.iter().map(|m| me.decoder.decode(m, now)).collect()
+            ms.iter().map(|m| self.inner.decoder.decode(m, now)).collect()
         };
-        let decoded = if messages.len() >= PARALLEL_DECODE {
+        let events = if messages.len() >= PARALLEL_DECODE {
             let (a, b) = messages.split_at(messages.len() / 2);
             std::thread::scope(|s| {
                 let second = s.spawn(|| decode(b));
@@ -147,8 +159,15 @@ impl Ingest {
                 first
             })
         } else {
-            decode(&messages)
+            decode(messages)
         };
+        Decoded { events, now }
+    }
+
+    /// Stores a decoded batch of one partition, as in its order.
+    pub fn store(&self, part: &PartitionKey, decoded: Decoded) -> Pushed {
+        let me = &*self.inner;
+        let Decoded { events, now } = decoded;
         let t = match me.clock {
             Clock::Wall => Some(now),
             Clock::Event => None,
@@ -156,7 +175,7 @@ impl Ingest {
         let mut out = Pushed::default();
         let max = {
             let mut store = me.store.lock().expect("store lock");
-            for (i, d) in store.insert_all(part, decoded, t).into_iter().enumerate() {
+            for (i, d) in store.insert_all(part, events, t).into_iter().enumerate() {
                 match d {
                     Ok(Inserted::Accepted) => out.accepted += 1,
                     Ok(Inserted::Duplicate) => out.duplicates += 1,

@@ -100,11 +100,13 @@ pub struct Removed {
     pub id: Vec<u8>,
 }
 
-/// A deal's name and events. Appending the newest event is cheap; any
-/// other change rewrites the log (a deal holds few events).
+/// A deal's name and events. Appending the newest event is cheap (the log
+/// grows by a quarter of its size at a time, and [`Log::shrink`] gives the room
+/// back once the deal is derived); any other change rewrites the log (a
+/// deal holds few events).
 #[derive(Debug, Default)]
 pub struct Log {
-    bytes: Box<[u8]>,
+    bytes: Vec<u8>,
     /// `occurred_at` of the last event (the largest), if any.
     last_at: Option<i64>,
     /// `occurred_at` of the first event (the smallest), if any.
@@ -116,7 +118,7 @@ impl Log {
         let mut out = Vec::with_capacity(name.len() + 1);
         put_varint(&mut out, name.len() as u64);
         out.extend_from_slice(name.as_bytes());
-        Log { bytes: out.into_boxed_slice(), last_at: None, first_at: None }
+        Log { bytes: out, last_at: None, first_at: None }
     }
 
     /// Where the name's bytes are (after their length).
@@ -153,7 +155,12 @@ impl Log {
 
     /// Bytes held on the heap.
     pub fn bytes(&self) -> usize {
-        self.bytes.len()
+        self.bytes.capacity()
+    }
+
+    /// Gives back the room left for appends.
+    pub fn shrink(&mut self) {
+        self.bytes.shrink_to_fit();
     }
 
     /// The events in order.
@@ -161,16 +168,18 @@ impl Log {
         Events { b: &self.bytes, pos: self.body_start(), prev: None }
     }
 
-    /// Adds an event at its place in the order (`scratch`: a reusable buffer,
-    /// so that an append grows the log with one exact reallocation).
+    /// Adds an event at its place in the order (`scratch`: a reusable buffer
+    /// for the event's encoding).
     pub fn insert(&mut self, e: &Ev, scratch: &mut Vec<u8>) {
         if self.last_at.is_none_or(|last| e.at > last) {
             scratch.clear();
             put_event(scratch, e, self.last_at);
-            let mut out = std::mem::take(&mut self.bytes).into_vec();
-            out.reserve_exact(scratch.len());
-            out.extend_from_slice(scratch);
-            self.bytes = out.into_boxed_slice();
+            // A replay appends to each deal many times before it is derived:
+            // grow by a quarter, not by one event (a reallocation each).
+            if self.bytes.capacity() - self.bytes.len() < scratch.len() {
+                self.bytes.reserve_exact(scratch.len().max(self.bytes.len() / 4));
+            }
+            self.bytes.extend_from_slice(scratch);
             self.first_at = self.first_at.or(Some(e.at));
             self.last_at = Some(e.at);
             return;
@@ -205,11 +214,7 @@ impl Log {
             put_event(&mut out, e, prev);
             prev = Some(e.at);
         }
-        Log {
-            bytes: out.into_boxed_slice(),
-            first_at: events.first().map(|e| e.at),
-            last_at: events.last().map(|e| e.at),
-        }
+        Log { bytes: out, first_at: events.first().map(|e| e.at), last_at: events.last().map(|e| e.at) }
     }
 }
 
@@ -273,6 +278,11 @@ mod tests {
         let want: Vec<(i64, &[u8])> =
             vec![(-5, b"w"), (10, b"a"), (10, b"ab"), (10, b"b"), (20, b"c"), (i64::MAX / 2, b"z")];
         assert_eq!(got, want);
+        // Appends leave room; shrinking gives it back and keeps every event.
+        let grown = log.bytes();
+        log.shrink();
+        assert!(log.bytes() < grown, "{} then {}", grown, log.bytes());
+        assert_eq!(log.events().map(|e| (e.at, e.id)).collect::<Vec<_>>(), want);
         assert_eq!(log.events().next(), Some(won));
         assert_eq!(log.name(), "D-1");
         assert_eq!((log.first_at(), log.last_at()), (Some(-5), Some(i64::MAX / 2)));

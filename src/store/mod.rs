@@ -515,7 +515,8 @@ impl Store {
             self.deals.mark_dirty(slot);
         }
         for slot in self.deals.take_dirty() {
-            let Some(deal) = self.deals.get(slot) else { continue };
+            let Some(deal) = self.deals.get_mut(slot) else { continue };
+            deal.log.shrink();
             let p = &self.pipelines[deal.pipeline as usize];
             self.facts.derive(slot, deal.pipeline, p, deal.log.events(), &self.attr_parts, t_ms);
             if let Some(next) = deal.log.events().map(|e| e.at).find(|&at| at > t_ms) {
