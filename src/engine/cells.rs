@@ -148,7 +148,7 @@ impl Cells {
         };
         let bucket = |i: usize| buckets[i] as usize;
         for i in 0..w.len() {
-            if !filter.is_none_or(|f| f.is_valid(i) && f.value(i)) || !w.is_valid(i) {
+            if !single::keeps(filter, i) || !w.is_valid(i) {
                 continue;
             }
             let Ok(k) = usize::try_from(w.value(i)) else { continue };
@@ -282,24 +282,8 @@ mod tests {
         (0..l.len()).map(|i| l.value(i).as_primitive::<Int64Type>().values().to_vec()).collect()
     }
 
-    /// Two partial accumulators over halves of the rows (the last row
-    /// filtered out), merged in reverse order, and the rows converted to
-    /// state one by one: both give the same result.
     fn split_merge_convert(kind: Kind, args: Vec<ArrayRef>, groups: &[usize]) -> [ArrayRef; 2] {
-        let n = groups.len();
-        let filter = BooleanArray::from((0..n).map(|i| i + 1 < n).collect::<Vec<_>>());
-        let half = |r: std::ops::Range<usize>| args.iter().map(|a| a.slice(r.start, r.len())).collect::<Vec<_>>();
-        let (mut a, mut b) = (Cells::new(kind, 3), Cells::new(kind, 3));
-        let mid = n / 2;
-        a.update_batch(&half(0..mid), &groups[..mid], None, 2).unwrap();
-        b.update_batch(&half(mid..n), &groups[mid..], Some(&filter.slice(mid, n - mid)), 2).unwrap();
-        let mut merged = Cells::new(kind, 3);
-        for mut part in [b, a] {
-            merged.merge_batch(&part.state(EmitTo::All).unwrap(), &[0, 1], 2).unwrap();
-        }
-        let mut again = Cells::new(kind, 3);
-        again.merge_batch(&merged.convert_to_state(&args, Some(&filter)).unwrap(), groups, 2).unwrap();
-        [merged.evaluate(EmitTo::All).unwrap(), again.evaluate(EmitTo::All).unwrap()]
+        single::split_merge_convert(|| Cells::new(kind, 3), &args, groups)
     }
 
     /// Three windows. Group 0's rows by window: 0: {5 s}, 1: {}, 2: {1 s, 2 h},

@@ -25,7 +25,7 @@ use datafusion::logical_expr::{
 };
 
 use super::QUANTILES;
-use super::single::{self, Single};
+use super::single::{self, Single, keeps};
 
 /// `nearest_rank`.
 pub fn nearest_rank() -> AggregateUDF {
@@ -212,10 +212,6 @@ fn state_of(groups: &[Group]) -> Vec<ArrayRef> {
     ]
 }
 
-fn keeps(filter: Option<&BooleanArray>, i: usize) -> bool {
-    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
-}
-
 impl GroupsAccumulator for Groups {
     fn update_batch(
         &mut self,
@@ -324,24 +320,8 @@ mod tests {
         assert_eq!(q(1, 2, &[]), ScalarValue::Int64(None));
     }
 
-    /// Two partial accumulators over halves of the rows (the last row
-    /// filtered out), merged in reverse order, and the rows converted to
-    /// state one by one: all give the same as the definition.
     fn split_merge_convert(windows: Option<usize>, args: Vec<ArrayRef>, groups: &[usize]) -> [ArrayRef; 2] {
-        let n = groups.len();
-        let filter = BooleanArray::from((0..n).map(|i| i + 1 < n).collect::<Vec<_>>());
-        let half = |r: std::ops::Range<usize>| args.iter().map(|a| a.slice(r.start, r.len())).collect::<Vec<_>>();
-        let (mut a, mut b) = (Groups::new(windows), Groups::new(windows));
-        let mid = n / 2;
-        a.update_batch(&half(0..mid), &groups[..mid], None, 2).unwrap();
-        b.update_batch(&half(mid..n), &groups[mid..], Some(&filter.slice(mid, n - mid)), 2).unwrap();
-        let mut merged = Groups::new(windows);
-        for mut part in [b, a] {
-            merged.merge_batch(&part.state(EmitTo::All).unwrap(), &[0, 1], 2).unwrap();
-        }
-        let mut again = Groups::new(windows);
-        again.merge_batch(&merged.convert_to_state(&args, Some(&filter)).unwrap(), groups, 2).unwrap();
-        [merged.evaluate(EmitTo::All).unwrap(), again.evaluate(EmitTo::All).unwrap()]
+        single::split_merge_convert(|| Groups::new(windows), &args, groups)
     }
 
     #[test]
