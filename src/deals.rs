@@ -113,25 +113,32 @@ impl Facts {
         Facts { reach: vec![Vec::new(); stages], ..Default::default() }
     }
 
+    /// Makes room for `slot`; the columns grow by an eighth at a time.
     fn grow(&mut self, slot: usize) {
         if slot < self.live.len() {
             return;
         }
         let n = slot + 1;
-        self.live.resize(n, false);
-        self.pipeline.resize(n, 0);
-        self.state.resize(n, NO_STATE);
-        self.stage.resize(n, NONE_U16);
-        self.stage_since.resize(n, NONE_I64);
-        self.lost.resize(n, NONE_I64);
-        self.lost_reason.resize(n, NONE_U32);
-        self.amount.resize(n, f64::NAN);
-        self.currency.resize(n, NONE_U32);
+        fn to<T: Clone>(v: &mut Vec<T>, n: usize, fill: T) {
+            if n > v.capacity() {
+                v.reserve_exact(n + n / 8 - v.len());
+            }
+            v.resize(n, fill);
+        }
+        to(&mut self.live, n, false);
+        to(&mut self.pipeline, n, 0);
+        to(&mut self.state, n, NO_STATE);
+        to(&mut self.stage, n, NONE_U16);
+        to(&mut self.stage_since, n, NONE_I64);
+        to(&mut self.lost, n, NONE_I64);
+        to(&mut self.lost_reason, n, NONE_U32);
+        to(&mut self.amount, n, f64::NAN);
+        to(&mut self.currency, n, NONE_U32);
         for a in &mut self.attrs {
-            a.resize(n, NONE_U32);
+            to(a, n, NONE_U32);
         }
         for r in &mut self.reach {
-            r.resize(n, NONE_I64);
+            to(r, n, NONE_I64);
         }
     }
 

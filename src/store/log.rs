@@ -107,10 +107,9 @@ pub struct Removed {
 #[derive(Debug, Default)]
 pub struct Log {
     bytes: Vec<u8>,
-    /// `occurred_at` of the last event (the largest), if any.
-    last_at: Option<i64>,
-    /// `occurred_at` of the first event (the smallest), if any.
-    first_at: Option<i64>,
+    /// `occurred_at` of the first event (the smallest) and of the last
+    /// (the largest); none while the log holds no event.
+    span: Option<(i64, i64)>,
 }
 
 impl Log {
@@ -118,7 +117,7 @@ impl Log {
         let mut out = Vec::with_capacity(name.len() + 1);
         put_varint(&mut out, name.len() as u64);
         out.extend_from_slice(name.as_bytes());
-        Log { bytes: out, last_at: None, first_at: None }
+        Log { bytes: out, span: None }
     }
 
     /// Where the name's bytes are (after their length).
@@ -142,15 +141,15 @@ impl Log {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.last_at.is_none()
+        self.span.is_none()
     }
 
     pub fn first_at(&self) -> Option<i64> {
-        self.first_at
+        self.span.map(|(first, _)| first)
     }
 
     pub fn last_at(&self) -> Option<i64> {
-        self.last_at
+        self.span.map(|(_, last)| last)
     }
 
     /// Bytes held on the heap.
@@ -171,17 +170,16 @@ impl Log {
     /// Adds an event at its place in the order (`scratch`: a reusable buffer
     /// for the event's encoding).
     pub fn insert(&mut self, e: &Ev, scratch: &mut Vec<u8>) {
-        if self.last_at.is_none_or(|last| e.at > last) {
+        if self.last_at().is_none_or(|last| e.at > last) {
             scratch.clear();
-            put_event(scratch, e, self.last_at);
+            put_event(scratch, e, self.last_at());
             // A replay appends to each deal many times before it is derived:
             // grow by a quarter, not by one event (a reallocation each).
             if self.bytes.capacity() - self.bytes.len() < scratch.len() {
                 self.bytes.reserve_exact(scratch.len().max(self.bytes.len() / 4));
             }
             self.bytes.extend_from_slice(scratch);
-            self.first_at = self.first_at.or(Some(e.at));
-            self.last_at = Some(e.at);
+            self.span = Some((self.first_at().unwrap_or(e.at), e.at));
             return;
         }
         let mut events: Vec<Ev> = self.events().collect();
@@ -214,7 +212,8 @@ impl Log {
             put_event(&mut out, e, prev);
             prev = Some(e.at);
         }
-        Log { bytes: out, first_at: events.first().map(|e| e.at), last_at: events.last().map(|e| e.at) }
+        let span = events.first().zip(events.last()).map(|(first, last)| (first.at, last.at));
+        Log { bytes: out, span }
     }
 }
 

@@ -403,7 +403,7 @@ impl Store {
     pub fn drop_partition(&mut self, key: &PartitionKey) {
         let Some(p) = self.part_index.remove(key) else { return };
         self.parts[p as usize] = None;
-        let bit = 1u64 << (p % 64);
+        let bit = 1u32 << (p % 32);
         let slots: Vec<u32> = self.deals.iter().filter(|(_, d)| d.parts & bit != 0).map(|(s, _)| s).collect();
         for slot in slots {
             self.remove_events(slot, |e| e.part == p);

@@ -11,8 +11,8 @@ use super::log::{Ev, Log};
 pub struct Deal {
     pub log: Log,
     pub pipeline: u16,
-    /// Bit `p % 64` is set when the log may hold events of partition index `p`.
-    pub parts: u64,
+    /// Bit `p % 32` is set when the log may hold events of partition index `p`.
+    pub parts: u32,
     /// Waiting in its shard's `dirty` to be derived again.
     dirty: bool,
 }
@@ -63,7 +63,7 @@ impl Shard {
         };
         let deal = self.deals[local as usize].as_mut().expect("live slot");
         deal.log.insert(&a.ev, &mut self.scratch);
-        deal.parts |= 1 << (a.ev.part % 64);
+        deal.parts |= 1 << (a.ev.part % 32);
         if !deal.dirty {
             deal.dirty = true;
             self.dirty.push(local << 1 | me);
@@ -79,6 +79,9 @@ impl Shard {
                 l
             }
             None => {
+                if self.deals.len() == self.deals.capacity() {
+                    self.deals.reserve_exact(16.max(self.deals.len() / 8));
+                }
                 self.deals.push(Some(deal));
                 (self.deals.len() - 1) as u32
             }

@@ -1,23 +1,34 @@
 //! Timestamps counted by key, for counts over windows `(start, T]` that
 //! cost what the windows need, not what the events are: each key's
 //! timestamps sit in day buckets, sorted, so a count adds up whole days and
-//! binary-searches the two boundary days.
+//! binary-searches the two boundary days. A timestamp is kept as its
+//! millisecond within its day (4 bytes), and a day's vector grows by an
+//! eighth at a time.
 
 use std::collections::BTreeMap;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The millisecond of `at` within its day.
+fn in_day(at: i64) -> u32 {
+    at.rem_euclid(DAY_MS) as u32
+}
+
 #[derive(Default)]
 pub struct TimeCounts<K> {
-    keys: BTreeMap<K, BTreeMap<i64, Vec<i64>>>,
+    keys: BTreeMap<K, BTreeMap<i64, Vec<u32>>>,
     len: usize,
 }
 
 impl<K: Ord + Copy> TimeCounts<K> {
     pub fn add(&mut self, key: K, at: i64) {
         let day = self.keys.entry(key).or_default().entry(at.div_euclid(DAY_MS)).or_default();
-        let pos = day.partition_point(|&t| t <= at);
-        day.insert(pos, at);
+        let t = in_day(at);
+        let pos = day.partition_point(|&x| x <= t);
+        if day.len() == day.capacity() {
+            day.reserve_exact(4.max(day.len() / 8));
+        }
+        day.insert(pos, t);
         self.len += 1;
     }
 
@@ -25,7 +36,7 @@ impl<K: Ord + Copy> TimeCounts<K> {
         let Some(days) = self.keys.get_mut(&key) else { return };
         let d = at.div_euclid(DAY_MS);
         let Some(day) = days.get_mut(&d) else { return };
-        if let Ok(pos) = day.binary_search(&at) {
+        if let Ok(pos) = day.binary_search(&in_day(at)) {
             day.remove(pos);
             self.len -= 1;
         }
@@ -38,7 +49,7 @@ impl<K: Ord + Copy> TimeCounts<K> {
     }
 
     /// Timestamps of `key` in `(start, end]`.
-    fn count(days: &BTreeMap<i64, Vec<i64>>, start: i64, end: i64) -> usize {
+    fn count(days: &BTreeMap<i64, Vec<u32>>, start: i64, end: i64) -> usize {
         if end <= start {
             return 0;
         }
@@ -48,7 +59,9 @@ impl<K: Ord + Copy> TimeCounts<K> {
                 if d != first && d != last {
                     ts.len()
                 } else {
-                    ts.partition_point(|&t| t <= end) - ts.partition_point(|&t| t <= start)
+                    // Wrapping: the day's start may lie below i64::MIN, the timestamp does not.
+                    let at = |t: u32| d.wrapping_mul(DAY_MS).wrapping_add(i64::from(t));
+                    ts.partition_point(|&t| at(t) <= end) - ts.partition_point(|&t| at(t) <= start)
                 }
             })
             .sum()
@@ -70,7 +83,7 @@ impl<K: Ord + Copy> TimeCounts<K> {
 
     /// Approximate bytes held.
     pub fn bytes(&self) -> usize {
-        self.keys.values().flat_map(|d| d.values()).map(|v| v.capacity() * 8 + 48).sum()
+        self.keys.values().flat_map(|d| d.values()).map(|v| v.capacity() * 4 + 48).sum()
     }
 }
 
@@ -94,5 +107,17 @@ mod tests {
         c.remove('b', 7);
         assert_eq!(c.counts(&[(0, 3 * DAY_MS)]), vec![('a', vec![4])]);
         assert_eq!(c.len(), 6);
+    }
+
+    #[test]
+    fn keeps_timestamps_at_the_ends_of_the_range() {
+        let mut c = TimeCounts::default();
+        for at in [i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX] {
+            c.add('a', at);
+        }
+        let counts = c.counts(&[(i64::MIN, i64::MIN + 1), (i64::MAX - 1, i64::MAX), (i64::MIN, i64::MAX)]);
+        assert_eq!(counts, vec![('a', vec![1, 1, 3])]);
+        c.remove('a', i64::MIN);
+        assert_eq!(c.len(), 3);
     }
 }
