@@ -46,9 +46,7 @@ fn add(bucket: &mut Vec<u64>, v: u64) -> bool {
     match search(bucket, v) {
         Ok(_) => false,
         Err(at) => {
-            if bucket.len() == bucket.capacity() {
-                bucket.reserve_exact(4.max(bucket.len() / 8));
-            }
+            super::grow_by_eighth(bucket, 4);
             bucket.insert(at, v);
             true
         }

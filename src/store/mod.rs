@@ -64,6 +64,14 @@ pub enum Inserted {
 const DICT_COLUMNS: [&str; 7] = ["currency", "owner", "team", "region", "source", "lost_reason", "activity"];
 const ACTIVITY: usize = 6;
 
+/// Makes room for one more element in a full `v`: an eighth of its length
+/// (at least `min`), not double, so a large vector holds little spare room.
+fn grow_by_eighth<T>(v: &mut Vec<T>, min: usize) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(min.max(v.len() / 8));
+    }
+}
+
 /// A dictionary-of-strings type with `key` keys.
 pub(crate) fn dict(key: DataType) -> DataType {
     DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))

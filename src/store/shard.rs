@@ -79,9 +79,7 @@ impl Shard {
                 l
             }
             None => {
-                if self.deals.len() == self.deals.capacity() {
-                    self.deals.reserve_exact(16.max(self.deals.len() / 8));
-                }
+                super::grow_by_eighth(&mut self.deals, 16);
                 self.deals.push(Some(deal));
                 (self.deals.len() - 1) as u32
             }

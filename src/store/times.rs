@@ -25,9 +25,7 @@ impl<K: Ord + Copy> TimeCounts<K> {
         let day = self.keys.entry(key).or_default().entry(at.div_euclid(DAY_MS)).or_default();
         let t = in_day(at);
         let pos = day.partition_point(|&x| x <= t);
-        if day.len() == day.capacity() {
-            day.reserve_exact(4.max(day.len() / 8));
-        }
+        super::grow_by_eighth(day, 4);
         day.insert(pos, t);
         self.len += 1;
     }
