@@ -12,7 +12,10 @@
 //! dead-lettered again.
 //!
 //! The consumer runs on its own thread: librdkafka's rebalance and
-//! statistics callbacks run inside `poll` and may block on the broker.
+//! statistics callbacks run inside `poll` and may block on the broker. A
+//! second thread stores each polled batch while the next one is polled; the
+//! partition table's lock makes a rebalance and the storing of a batch (its
+//! epoch check, push and progress) happen one after the other, never interleaved.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -130,22 +133,37 @@ pub async fn run(ingest: Ingest, settings: Settings, shutdown: watch::Receiver<b
 
 fn consume(consumer: &BaseConsumer<Context>, dead_letters: Option<&DeadLetters>, shutdown: &watch::Receiver<bool>) {
     let cx = consumer.context();
-    while !*shutdown.borrow() {
-        // A batch of messages, each with the assignment count when it was
-        // polled (assignments happen inside `poll`).
-        let mut batch: Vec<(BorrowedMessage<'_>, u64)> = Vec::new();
-        let mut timeout = Duration::from_millis(200);
-        while batch.len() < BATCH {
-            match consumer.poll(timeout) {
-                None => break,
-                Some(Ok(m)) => batch.push((m, cx.epochs.load(Ordering::SeqCst))),
-                Some(Err(e)) => log_error(&e, ""),
+    // At most one polled batch waits for the storing thread.
+    let (batches, polled) = std::sync::mpsc::sync_channel::<Vec<(BorrowedMessage<'_>, u64)>>(1);
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("kafka-store".into())
+            .spawn_scoped(s, move || {
+                for batch in polled {
+                    cx.push(consumer, dead_letters, batch);
+                    cx.report_progress(consumer);
+                }
+            })
+            .expect("spawn the storing thread");
+        while !*shutdown.borrow() {
+            // A batch of messages, each with the assignment count when it was
+            // polled (assignments happen inside `poll`).
+            let mut batch: Vec<(BorrowedMessage<'_>, u64)> = Vec::new();
+            let mut timeout = Duration::from_millis(200);
+            while batch.len() < BATCH {
+                match consumer.poll(timeout) {
+                    None => break,
+                    Some(Ok(m)) => batch.push((m, cx.epochs.load(Ordering::SeqCst))),
+                    Some(Err(e)) => log_error(&e, ""),
+                }
+                timeout = Duration::ZERO;
             }
-            timeout = Duration::ZERO;
+            if batches.send(batch).is_err() {
+                break;
+            }
         }
-        cx.push(consumer, dead_letters, batch);
-        cx.report_progress(consumer);
-    }
+        drop(batches);
+    });
 }
 
 /// What the consumer knows of one assigned partition.
@@ -225,7 +243,9 @@ impl Context {
             }
         }
         for (key, polled_at, msgs) in groups {
-            let committed = match self.parts.lock().expect("parts lock").get(&key) {
+            // Held until the messages are stored: a rebalance waits for them.
+            let mut parts = self.parts.lock().expect("parts lock");
+            let committed = match parts.get(&key) {
                 Some(p) if p.epoch <= polled_at => p.committed,
                 _ => continue, // revoked, or reassigned (and rebuilt from its start) since it was polled
             };
@@ -242,7 +262,7 @@ impl Context {
                 }
             }
             let next = msgs.last().expect("a group has a message").offset() + 1;
-            if let Some(p) = self.parts.lock().expect("parts lock").get_mut(&key) {
+            if let Some(p) = parts.get_mut(&key) {
                 p.next = next;
             }
             if next > committed {
@@ -259,8 +279,9 @@ impl Context {
 
     /// Tells the server whether every assigned partition has caught up.
     fn report_progress(&self, consumer: &BaseConsumer<Context>) {
+        // Held until readiness is set, so that a rebalance cannot come in between.
+        let mut parts = self.parts.lock().expect("parts lock");
         let caught_up = self.assigned.load(Ordering::SeqCst) && {
-            let mut parts = self.parts.lock().expect("parts lock");
             for (key, p) in parts.iter_mut().filter(|(_, p)| p.target.is_none()) {
                 // The fetch response's high watermark also covers brokers whose
                 // ListOffsets answer lags the log end (tansu answers the last
@@ -355,6 +376,8 @@ impl ClientContext for Context {
 impl ConsumerContext for Context {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        // Held for the whole rebalance: the storing thread waits.
+        let mut parts = self.parts.lock().expect("parts lock");
         // Nothing is published while the assignment changes.
         self.set_caught_up(false);
         let result = match err {
@@ -363,7 +386,6 @@ impl ConsumerContext for Context {
                 // The group coordinator answered: the brokers are reachable.
                 self.set_connected(true);
                 let plan = self.plan(consumer, tpl);
-                let mut parts = self.parts.lock().expect("parts lock");
                 for (key, part) in plan {
                     tracing::info!(topic = %key.topic, partition = key.partition, start = part.next, high_watermark = ?part.listed, committed = part.committed, "assigned; rebuilding");
                     tpl.set_partition_offset(&key.topic, key.partition, Offset::Offset(part.next))
@@ -380,7 +402,6 @@ impl ConsumerContext for Context {
                 if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                     log_commit_error(&e);
                 }
-                let mut parts = self.parts.lock().expect("parts lock");
                 for e in tpl.elements() {
                     let key = PartitionKey::new(e.topic(), e.partition());
                     tracing::info!(topic = %key.topic, partition = key.partition, "revoked; dropping its events");
