@@ -162,6 +162,7 @@ fn consume(consumer: &BaseConsumer<Context>, dead_letters: Option<&DeadLetters>,
                 break;
             }
         }
+        // Closes the channel, so the storing thread ends and the scope can join it.
         drop(batches);
     });
 }
