@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// Which time a refresh evaluates at (METRICS.md §3).
+/// Which time a refresh evaluates at (docs/metrics.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Clock {
@@ -183,7 +183,7 @@ const ENV_OVERRIDES: &[(&str, &[&str])] = &[
 
 const LIST_KEYS: &[&str] = &["windows", "topics"];
 
-/// The embedded default configuration: the demo pipeline of METRICS.md §2.
+/// The embedded default configuration: the demo pipeline of docs/metrics.md §2.
 pub const DEFAULT_TOML: &str = r#"
 [[pipelines]]
 id = "default"

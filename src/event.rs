@@ -1,9 +1,10 @@
 //! The [`Event`] type and its decoding: raw message bytes → validated
-//! `Event` or a [`Rejection`] with exactly one [`Reason`] (METRICS.md §1).
+//! `Event` or a [`Rejection`] with exactly one [`Reason`] (docs/metrics.md §1).
 //!
 //! Decoding is all-or-nothing: an event is either fully valid or rejected,
 //! never half-applied. The store-dependent checks (`too_old`, duplicates)
-//! happen in the store, which knows `T`; everything else is here.
+//! happen in the store, which knows `T`; everything else is here. A flat
+//! object is read by a fast scanner (`flat`), anything else by serde_json.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,6 +14,8 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::config::Pipeline;
+
+mod flat;
 
 /// Largest accepted message, in bytes.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -56,13 +59,13 @@ impl EventType {
         EventType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// Events after which the deal is in a stage (METRICS.md §4).
+    /// Events after which the deal is in a stage (docs/metrics.md §4).
     pub fn bears_stage(self) -> bool {
         matches!(self, EventType::DealCreated | EventType::StageChanged | EventType::DealWon | EventType::DealReopened)
     }
 }
 
-/// Why an event was rejected: the fixed set of METRICS.md §1.
+/// Why an event was rejected: the fixed set of docs/metrics.md §1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     InvalidJson,
@@ -207,7 +210,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Val<'a> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Raw<'a> {
     #[serde(borrow)]
     event_id: Option<Val<'a>>,
@@ -239,7 +242,7 @@ struct Raw<'a> {
     activity: Option<Val<'a>>,
 }
 
-/// `null` and absent are the same (METRICS.md §1).
+/// `null` and absent are the same (docs/metrics.md §1).
 fn present<'a>(v: Option<Val<'a>>) -> Option<Val<'a>> {
     v.filter(|v| !matches!(v, Val::Null))
 }
@@ -298,7 +301,10 @@ impl Decoder {
             return Err(reject(Reason::TooLarge, format!("{} bytes, at most {MAX_EVENT_BYTES}", bytes.len())));
         }
         let text = std::str::from_utf8(bytes).map_err(|e| reject(Reason::InvalidUtf8, e.to_string()))?;
-        let raw: Raw = serde_json::from_str(text).map_err(|e| reject(Reason::InvalidJson, e.to_string()))?;
+        let raw: Raw = match flat::scan(text) {
+            Some(raw) => raw,
+            None => serde_json::from_str(text).map_err(|e| reject(Reason::InvalidJson, e.to_string()))?,
+        };
 
         let event_id = string(required(raw.event_id, "event_id")?, "event_id", 1, 128)?;
         let deal_id = string(required(raw.deal_id, "deal_id")?, "deal_id", 1, 128)?;

@@ -187,7 +187,7 @@ pub fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, 
     m
 }
 
-/// The service metrics of METRICS.md §6, updated live by ingestion and the
+/// The service metrics of docs/metrics.md §6, updated live by ingestion and the
 /// refresh loop; rendered at scrape time.
 pub struct ServiceMetrics {
     pub registry: Registry,

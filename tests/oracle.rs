@@ -1,4 +1,4 @@
-//! The server against an independent implementation of METRICS.md
+//! The server against an independent implementation of docs/metrics.md
 //! (`tests/oracle/funnel_oracle.py`, written from the contract alone): every
 //! `crm_funnel_*` series must match — nothing missing, nothing extra,
 //! counts exactly, ratios and seconds to 1e-6.

@@ -1,7 +1,7 @@
-//! Fixture tests for every built-in query (METRICS.md §5), through the real
+//! Fixture tests for every built-in query (docs/metrics.md §5), through the real
 //! path: JSON lines → `Ingest::push` → store → `App::refresh` → snapshot.
 //!
-//! Every expected number is a literal derived by hand from METRICS.md; the
+//! Every expected number is a literal derived by hand from docs/metrics.md; the
 //! derivation is written next to it. Nothing here re-implements the metrics.
 //!
 //! Notation in the comments: times are "day.hours" after `BASE`
@@ -83,7 +83,7 @@ async fn run(config: &Config, pushes: &[(i32, Vec<String>)]) -> (Arc<Snapshot>, 
     for (file, result) in &snap.queries {
         assert!(result.is_ok(), "{file}: {result:?}");
     }
-    // METRICS.md §5: a ratio or quantile over an empty population has no series, never NaN.
+    // docs/metrics.md §5: a ratio or quantile over an empty population has no series, never NaN.
     assert!(!snap.text.to_lowercase().contains("nan"), "NaN in the output:\n{}", snap.text);
     for f in &snap.families {
         for s in &f.samples {

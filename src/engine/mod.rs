@@ -50,7 +50,7 @@ use crate::export::{self, Family, Kind, MetricSpec};
 use crate::store::{FactTables, Store};
 use slot::Slot;
 
-/// Histogram bucket upper bounds in seconds (METRICS.md §5).
+/// Histogram bucket upper bounds in seconds (docs/metrics.md §5).
 pub const BUCKETS: [u32; 12] =
     [3600, 14400, 43200, 86400, 172800, 259200, 604800, 1209600, 2592000, 5184000, 7776000, 15552000];
 /// Quantiles as exact fractions: label, numerator, denominator.

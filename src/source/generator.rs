@@ -1,6 +1,6 @@
 //! Synthetic CRM deal-event traffic for demos, benchmarks and tests: the deal
 //! model (attributes, stage progression, losses, reopenings, activities,
-//! resent duplicates) and its JSON encoding in the format of METRICS.md §1.
+//! resent duplicates) and its JSON encoding in the format of docs/metrics.md §1.
 //!
 //! Determinism: each deal draws only from its own ChaCha stream (seed, deal
 //! number), deals are numbered in arrival order, and events leave in the total
@@ -536,7 +536,7 @@ mod tests {
         assert!((850..1150).contains(&new), "{new} deals in the next 20 days");
     }
 
-    /// Checks every line and replays each deal by the rules of METRICS.md §4.
+    /// Checks every line and replays each deal by the rules of docs/metrics.md §4.
     #[test]
     fn lines_are_valid_and_deals_live_realistic_lives() {
         let ps = pipelines();

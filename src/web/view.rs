@@ -9,7 +9,7 @@ use crate::config::Pipeline;
 use crate::engine::Snapshot;
 use crate::export::Sample;
 
-/// Which count the funnel shows (METRICS.md §5).
+/// Which count the funnel shows (docs/metrics.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Basis {

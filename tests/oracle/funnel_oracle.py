@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Independent reference implementation ("oracle") of the metric contract, docs/metrics.md (METRICS.md).
+"""Independent reference implementation ("oracle") of the metric contract, docs/metrics.md (docs/metrics.md).
 
 Usage:
     python3 funnel_oracle.py --config CONFIG.toml --events EVENTS.ndjson [--t-ms MS]
 
-Prints every crm_funnel_* business-metric sample (METRICS.md section 5) to
+Prints every crm_funnel_* business-metric sample (docs/metrics.md section 5) to
 stdout, one per line, as `name{label="v",...} value` (labels sorted by name,
 value printed as repr(float)), and a JSON ingest summary to stderr:
 {"accepted": n, "duplicates": n, "rejected": {reason: n}}.
@@ -166,7 +166,7 @@ def load_config(path):
 
 
 # ---------------------------------------------------------------------------
-# Decoding and validation (METRICS.md section 1)
+# Decoding and validation (docs/metrics.md section 1)
 # ---------------------------------------------------------------------------
 
 class Reject(Exception):
@@ -367,7 +367,7 @@ class Store:
 
 
 # ---------------------------------------------------------------------------
-# Per-deal derivation (METRICS.md section 4)
+# Per-deal derivation (docs/metrics.md section 4)
 # ---------------------------------------------------------------------------
 
 class Deal:
@@ -408,7 +408,7 @@ class Deal:
 
 
 # ---------------------------------------------------------------------------
-# Business metrics (METRICS.md section 5)
+# Business metrics (docs/metrics.md section 5)
 # ---------------------------------------------------------------------------
 
 def nearest_rank(sorted_values, num, den):

@@ -1,8 +1,8 @@
-"""Hand-checked tests of the oracle (funnel_oracle.py) against METRICS.md.
+"""Hand-checked tests of the oracle (funnel_oracle.py) against docs/metrics.md.
 
 Run: python3 -m unittest discover -s /work/main/tests/oracle -v
 
-Every expected number below is derived by hand from METRICS.md; the
+Every expected number below is derived by hand from docs/metrics.md; the
 derivation is written next to it.
 """
 
