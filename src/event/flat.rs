@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn reads_the_common_shape_as_serde_json_does() {
         for text in [
-            r#"{"event_id":"1-2","deal_id":"D-1","type":"deal_created","occurred_at":"2026-05-28T10:00:00.123+08:00","stage":"lead","amount":1200.50,"currency":"USD","owner":"李","team":"t","region":"华东","source":"web"}"#,
+            r#"{"event_id":"1-2","deal_id":"D-1","type":"deal_created","occurred_at":"2026-05-28T10:00:00.123+08:00","stage":"lead","amount":1200.50,"currency":"USD","owner":"李","team":"t","region":"华东","source":"web","pipeline":"default","lost_reason":"price","activity":"call"}"#,
             r#" { "event_id" : "e" , "deal_id":"d","type":"activity","occurred_at":1700000000000,"activity":"call","x":[] } "#,
             r#"{"event_id":"e","amount":0,"stage":null,"extra":true,"more":false,"n":-12,"f":-0.5}"#,
             r#"{"amount":-0}"#,
