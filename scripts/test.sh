@@ -13,6 +13,17 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/funnelwatch/target}"
 mkdir -p "$CARGO_TARGET_DIR"
 
+# scripts/demo.sh builds without the dev-dependencies, this script with them.
+# If they turned on a feature of a shared dependency (serde's `alloc`, once),
+# Cargo would build DataFusion twice: a second cold build for a newcomer.
+echo "== the demo build and the test build share every dependency's features"
+features() { cargo tree --quiet --locked -e "$1" -f '{p} [{f}]' --prefix none | sed 's/ (\*)$//' | sort -u; }
+if ! comm -13 <(features normal,build,dev) <(features normal,build) | diff /dev/null -; then
+  echo "the lines above are dependencies whose features differ with the dev-dependencies:"
+  echo "enable the same features in [dependencies] (Cargo.toml)"
+  exit 1
+fi
+
 need_apt=()
 { command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)
 command -v python3 >/dev/null || need_apt+=(python3)
