@@ -112,8 +112,14 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             let rt = refresh_runtime().expect("refresh runtime");
             rt.block_on(async move {
                 let interval = app.config.refresh_interval;
+                let mut was_ready = false;
                 loop {
                     app.refresh(&engine).await;
+                    let ready = app.state.is_ready();
+                    if ready && !was_ready {
+                        release_free_memory();
+                    }
+                    was_ready = ready;
                     if !app.state.next_refresh(interval).await {
                         return;
                     }
@@ -166,6 +172,19 @@ pub async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
             abort.abort();
             Ok(())
         }
+    }
+}
+
+/// Gives the memory a rebuild freed back to the system. A replay allocates
+/// and frees far more than the store keeps (decoded pushes, logs that grew
+/// and moved), and glibc keeps what it freed inside its arenas; trimming once
+/// when the server becomes ready (not on every refresh: it takes 50–100 ms
+/// at 10M events) returns it.
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free pages of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

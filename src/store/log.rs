@@ -104,20 +104,24 @@ pub struct Removed {
 /// grows by a quarter of its size at a time, and [`Log::shrink`] gives the room
 /// back once the deal is derived); any other change rewrites the log (a
 /// deal holds few events).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Log {
     bytes: Vec<u8>,
     /// `occurred_at` of the first event (the smallest) and of the last
-    /// (the largest); none while the log holds no event.
-    span: Option<(i64, i64)>,
+    /// (the largest); `first > last` while the log holds no event (two
+    /// plain fields: 8 bytes a deal less than an `Option` of the pair).
+    first: i64,
+    last: i64,
 }
+
+const EMPTY: (i64, i64) = (i64::MAX, i64::MIN);
 
 impl Log {
     pub fn new(name: &str) -> Log {
         let mut out = Vec::with_capacity(name.len() + 1);
         put_varint(&mut out, name.len() as u64);
         out.extend_from_slice(name.as_bytes());
-        Log { bytes: out, span: None }
+        Log { bytes: out, first: EMPTY.0, last: EMPTY.1 }
     }
 
     /// Where the name's bytes are (after their length).
@@ -141,15 +145,15 @@ impl Log {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.span.is_none()
+        self.first > self.last
     }
 
     pub fn first_at(&self) -> Option<i64> {
-        self.span.map(|(first, _)| first)
+        (!self.is_empty()).then_some(self.first)
     }
 
     pub fn last_at(&self) -> Option<i64> {
-        self.span.map(|(_, last)| last)
+        (!self.is_empty()).then_some(self.last)
     }
 
     /// Bytes held on the heap.
@@ -179,7 +183,8 @@ impl Log {
                 self.bytes.reserve_exact(scratch.len().max(self.bytes.len() / 4));
             }
             self.bytes.extend_from_slice(scratch);
-            self.span = Some((self.first_at().unwrap_or(e.at), e.at));
+            self.first = self.first.min(e.at);
+            self.last = e.at;
             return;
         }
         let mut events: Vec<Ev> = self.events().collect();
@@ -212,8 +217,8 @@ impl Log {
             put_event(&mut out, e, prev);
             prev = Some(e.at);
         }
-        let span = events.first().zip(events.last()).map(|(first, last)| (first.at, last.at));
-        Log { bytes: out, span }
+        let (first, last) = events.first().zip(events.last()).map_or(EMPTY, |(first, last)| (first.at, last.at));
+        Log { bytes: out, first, last }
     }
 }
 
@@ -290,6 +295,13 @@ mod tests {
         assert!(log.remove(|_| false).is_empty());
         log.remove(|_| true);
         assert!(log.is_empty());
+        assert_eq!((log.first_at(), log.last_at()), (None, None));
         assert_eq!(log.name(), "D-1");
+        // The span's extremes are times like any other, not "empty".
+        for at in [i64::MAX, i64::MIN] {
+            let mut log = Log::new("D-2");
+            log.insert(&ev(at, "x"), &mut Vec::new());
+            assert_eq!((log.first_at(), log.last_at()), (Some(at), Some(at)));
+        }
     }
 }
