@@ -25,6 +25,9 @@ fn split(id: &[u8]) -> (usize, u64) {
     ((h >> (128 - BUCKET_BITS)) as usize, h as u64)
 }
 
+/// How far ahead [`IdSet::insert_all`] prefetches.
+const AHEAD: usize = 16;
+
 /// `binary_search` for a sorted bucket of uniform hash values: the search
 /// starts where `v` would sit if the values were evenly spread and steps
 /// from there (a few steps, in one or two cache lines, instead of a binary
@@ -62,7 +65,25 @@ impl IdSet {
         let (low, high) = self.buckets.split_at_mut(half);
         let run = |buckets: &mut [Vec<u64>], base: usize| -> Vec<bool> {
             let range = base..base + buckets.len();
-            keys.iter().filter(|(b, _)| range.contains(b)).map(|&(b, v)| add(&mut buckets[b - base], v)).collect()
+            let mine: Vec<(usize, u64)> =
+                keys.iter().filter(|(b, _)| range.contains(b)).map(|&(b, v)| (b - base, v)).collect();
+            let mut added = Vec::with_capacity(mine.len());
+            for (i, &(b, v)) in mine.iter().enumerate() {
+                // The buckets of a large set are mostly out of cache: ask for
+                // the vector of the id AHEAD places on, and for the place in
+                // its values where the id half as far on will be searched.
+                if let Some(&(b, _)) = mine.get(i + AHEAD) {
+                    super::prefetch(&buckets[b]);
+                }
+                if let Some(&(b, v)) = mine.get(i + AHEAD / 2) {
+                    let bucket = &buckets[b];
+                    if !bucket.is_empty() {
+                        super::prefetch(&bucket[((u128::from(v) * bucket.len() as u128) >> 64) as usize]);
+                    }
+                }
+                added.push(add(&mut buckets[b], v));
+            }
+            added
         };
         let (low, high) = if parallel {
             std::thread::scope(|s| {

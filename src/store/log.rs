@@ -156,6 +156,12 @@ impl Log {
         (!self.is_empty()).then_some(self.last)
     }
 
+    /// Asks for the cache lines of the name (looked up) and of the end (appended to).
+    pub fn prefetch(&self) {
+        super::prefetch(&self.bytes[0]);
+        super::prefetch(&self.bytes[self.bytes.len() - 1]);
+    }
+
     /// Bytes held on the heap.
     pub fn bytes(&self) -> usize {
         self.bytes.capacity()

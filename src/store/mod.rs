@@ -17,6 +17,7 @@
 //! rebuilt from the logs for the queries that read it ([`Store::events`]).
 
 mod ids;
+mod index;
 pub(crate) mod log;
 mod shard;
 mod times;
@@ -66,6 +67,19 @@ const ACTIVITY: usize = 6;
 
 /// Makes room for one more element in a full `v`: an eighth of its length
 /// (at least `min`), not double, so a large vector holds little spare room.
+/// Asks the CPU to bring `x`'s cache line in: a hint, with no effect on
+/// any result, for lookups in a large store whose next keys are known.
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch reads nothing and cannot fault; sse is in every x86_64 target.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
 fn grow_by_eighth<T>(v: &mut Vec<T>, min: usize) {
     if v.len() == v.capacity() {
         v.reserve_exact(min.max(v.len() / 8));
