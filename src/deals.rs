@@ -103,8 +103,6 @@ pub struct Facts {
     attrs: [Vec<u32>; 4],
     /// `R(d, i)` by stage index, then slot.
     reach: Vec<Vec<i64>>,
-    /// Scratch: first entry into each stage while deriving.
-    entered: Vec<i64>,
 }
 
 impl Facts {
@@ -149,81 +147,32 @@ impl Facts {
         }
     }
 
-    /// Re-derives the facts of deal `slot` of pipeline `p_idx` from its
-    /// events in order, ignoring those after `t_ms` (a deal with none up to
-    /// `t_ms` is left out of the tables). `parts` gives the
-    /// dictionary keys of each attribute set.
-    pub fn derive<'a>(
-        &mut self,
-        slot: u32,
-        p_idx: u16,
-        p: &Pipeline,
-        events: impl Iterator<Item = Ev<'a>>,
-        parts: &[[Option<u32>; 7]],
-        t_ms: i64,
-    ) {
-        let s = slot as usize;
-        self.grow(s);
-        self.live[s] = true;
-        self.pipeline[s] = p_idx;
-        self.entered.clear();
-        self.entered.resize(p.stages.len(), NONE_I64);
-        let (mut state, mut stage, mut stage_since) = (NO_STATE, NONE_U16, NONE_I64);
-        let (mut lost, mut lost_reason) = (NONE_I64, NONE_U32);
-        let mut amount = f64::NAN;
-        let mut currency = NONE_U32;
-        let mut attrs = [NONE_U32; 4];
-        let mut any = false;
-        for e in events.take_while(|e| e.at <= t_ms) {
-            any = true;
-            let strings = &parts[e.attrs as usize];
-            if e.kind.bears_stage() {
-                let i = e.stage.expect("stage-bearing events have a stage");
-                let first = &mut self.entered[usize::from(i)];
-                if *first == NONE_I64 {
-                    *first = e.at;
-                }
-                state = if usize::from(i) >= p.won { WON } else { OPEN };
-                stage = i;
-                stage_since = e.at;
-            } else if e.kind == EventType::DealLost {
-                state = LOST;
-                lost = e.at;
-                lost_reason = strings[LOST_REASON].unwrap_or(NONE_U32);
+    /// The number of `R(d, i)` columns (the longest pipeline's stages).
+    pub fn stages(&self) -> usize {
+        self.reach.len()
+    }
+
+    /// Stores the facts of every deal `replayed` holds.
+    pub fn set(&mut self, replayed: &Replayed) {
+        let stages = self.reach.len();
+        for (row, reach) in replayed.rows.iter().zip(replayed.reach.chunks_exact(stages.max(1))) {
+            let s = row.slot as usize;
+            self.grow(s);
+            self.live[s] = row.live;
+            self.pipeline[s] = row.pipeline;
+            self.state[s] = row.state;
+            self.stage[s] = row.stage;
+            self.stage_since[s] = row.stage_since;
+            self.lost[s] = row.lost;
+            self.lost_reason[s] = row.lost_reason;
+            self.amount[s] = row.amount;
+            self.currency[s] = row.currency;
+            for (col, a) in self.attrs.iter_mut().zip(row.attrs) {
+                col[s] = a;
             }
-            if let Some(a) = e.amount {
-                amount = a;
+            for (col, &r) in self.reach.iter_mut().zip(reach) {
+                col[s] = r;
             }
-            if let Some(c) = strings[CURRENCY] {
-                currency = c;
-            }
-            for (a, (_, at)) in attrs.iter_mut().zip(ATTRIBUTES) {
-                if let Some(k) = strings[at] {
-                    *a = k;
-                }
-            }
-        }
-        // R(d, i) = min over j >= i of E(d, s_j): a suffix minimum.
-        let mut min = NONE_I64;
-        for i in (0..self.reach.len()).rev() {
-            let e = self.entered.get(i).copied().unwrap_or(NONE_I64);
-            if e != NONE_I64 && (min == NONE_I64 || e < min) {
-                min = e;
-            }
-            self.reach[i][s] = min;
-        }
-        // A deal whose events all lie after T is not a deal yet.
-        self.live[s] = any;
-        self.state[s] = state;
-        self.stage[s] = stage;
-        self.stage_since[s] = stage_since;
-        let is_lost = state == LOST;
-        self.lost[s] = if is_lost { lost } else { NONE_I64 };
-        self.lost_reason[s] = if is_lost { lost_reason } else { NONE_U32 };
-        self.amount[s] = amount;
-        self.currency[s] = currency;
-        for (col, a) in self.attrs.iter_mut().zip(attrs) {
-            col[s] = a;
         }
     }
 
@@ -319,6 +268,126 @@ impl Facts {
     pub fn bytes(&self) -> usize {
         let n = self.live.capacity();
         n * (1 + 2 + 1 + 2 + 8 + 8 + 4 + 8 + 4 + 4 * 4 + 8 * self.reach.len())
+    }
+}
+
+/// The facts of some deals, replayed from their events ([`Replayed::add`])
+/// apart from [`Facts`], so that the two shards' deals can be replayed on
+/// two threads and then stored ([`Facts::set`]).
+#[derive(Default)]
+pub struct Replayed {
+    rows: Vec<Row>,
+    /// Each row's `R(d, i)`, `stages` values a row.
+    reach: Vec<i64>,
+    /// Scratch: first entry into each stage while replaying.
+    entered: Vec<i64>,
+}
+
+struct Row {
+    slot: u32,
+    live: bool,
+    pipeline: u16,
+    state: u8,
+    stage: u16,
+    stage_since: i64,
+    lost: i64,
+    lost_reason: u32,
+    amount: f64,
+    currency: u32,
+    attrs: [u32; 4],
+    /// The first `occurred_at` after `T`, when the deal has events after it.
+    next: Option<i64>,
+}
+
+impl Replayed {
+    /// Replays deal `slot` of pipeline `p_idx` from its events in order,
+    /// ignoring those after `t_ms` (a deal with none up to `t_ms` is left
+    /// out of the tables); `stages` is [`Facts::stages`]. `parts` gives the
+    /// dictionary keys of each attribute set.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add<'a>(
+        &mut self,
+        slot: u32,
+        p_idx: u16,
+        p: &Pipeline,
+        events: impl Iterator<Item = Ev<'a>>,
+        parts: &[[Option<u32>; 7]],
+        t_ms: i64,
+        stages: usize,
+    ) {
+        self.entered.clear();
+        self.entered.resize(p.stages.len(), NONE_I64);
+        let (mut state, mut stage, mut stage_since) = (NO_STATE, NONE_U16, NONE_I64);
+        let (mut lost, mut lost_reason) = (NONE_I64, NONE_U32);
+        let mut amount = f64::NAN;
+        let mut currency = NONE_U32;
+        let mut attrs = [NONE_U32; 4];
+        let (mut any, mut next) = (false, None);
+        for e in events {
+            if e.at > t_ms {
+                next = Some(e.at);
+                break;
+            }
+            any = true;
+            let strings = &parts[e.attrs as usize];
+            if e.kind.bears_stage() {
+                let i = e.stage.expect("stage-bearing events have a stage");
+                let first = &mut self.entered[usize::from(i)];
+                if *first == NONE_I64 {
+                    *first = e.at;
+                }
+                state = if usize::from(i) >= p.won { WON } else { OPEN };
+                stage = i;
+                stage_since = e.at;
+            } else if e.kind == EventType::DealLost {
+                state = LOST;
+                lost = e.at;
+                lost_reason = strings[LOST_REASON].unwrap_or(NONE_U32);
+            }
+            if let Some(a) = e.amount {
+                amount = a;
+            }
+            if let Some(c) = strings[CURRENCY] {
+                currency = c;
+            }
+            for (a, (_, at)) in attrs.iter_mut().zip(ATTRIBUTES) {
+                if let Some(k) = strings[at] {
+                    *a = k;
+                }
+            }
+        }
+        // R(d, i) = min over j >= i of E(d, s_j): a suffix minimum.
+        let at = self.reach.len();
+        self.reach.resize(at + stages.max(1), NONE_I64);
+        let mut min = NONE_I64;
+        for i in (0..stages).rev() {
+            let e = self.entered.get(i).copied().unwrap_or(NONE_I64);
+            if e != NONE_I64 && (min == NONE_I64 || e < min) {
+                min = e;
+            }
+            self.reach[at + i] = min;
+        }
+        let is_lost = state == LOST;
+        self.rows.push(Row {
+            slot,
+            // A deal whose events all lie after T is not a deal yet.
+            live: any,
+            pipeline: p_idx,
+            state,
+            stage,
+            stage_since,
+            lost: if is_lost { lost } else { NONE_I64 },
+            lost_reason: if is_lost { lost_reason } else { NONE_U32 },
+            amount,
+            currency,
+            attrs,
+            next,
+        });
+    }
+
+    /// (first `occurred_at` after `T`, slot) of each deal that has events after `T`.
+    pub fn next_events(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        self.rows.iter().filter_map(|r| Some((r.next?, r.slot)))
     }
 }
 

@@ -35,7 +35,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{ArrowDictionaryKeyType, DataType, Field, Schema, SchemaRef};
 
 use crate::config::Pipeline;
-use crate::deals::{self, Facts};
+use crate::deals::{self, Facts, Replayed};
 use crate::event::{Event, EventType, Reason, Rejection};
 use ids::IdSet;
 use log::{Ev, Removed};
@@ -536,13 +536,20 @@ impl Store {
         for slot in due {
             self.deals.mark_dirty(slot);
         }
-        for slot in self.deals.take_dirty() {
-            let Some(deal) = self.deals.get_mut(slot) else { continue };
-            deal.log.shrink();
-            let p = &self.pipelines[deal.pipeline as usize];
-            self.facts.derive(slot, deal.pipeline, p, deal.log.events(), &self.attr_parts, t_ms);
-            if let Some(next) = deal.log.events().map(|e| e.at).find(|&at| at > t_ms) {
-                self.pending.insert((next, slot));
+        // Replayed in rounds of at most REPLAY deals a shard, so that what a
+        // round holds stays small (a rebuild derives every deal at once).
+        const REPLAY: usize = 8192;
+        let (pipelines, parts, stages) = (&self.pipelines, &self.attr_parts, self.facts.stages());
+        while self.deals.dirty() > 0 {
+            let parallel = self.deals.dirty() >= PARALLEL;
+            let replayed = self.deals.drain_dirty(REPLAY, parallel, |out: &mut Replayed, slot, deal| {
+                deal.log.shrink();
+                let p = &pipelines[deal.pipeline as usize];
+                out.add(slot, deal.pipeline, p, deal.log.events(), parts, t_ms, stages);
+            });
+            for r in &replayed {
+                self.facts.set(r);
+                self.pending.extend(r.next_events());
             }
             self.tables = None;
         }
@@ -857,13 +864,42 @@ mod tests {
         assert_eq!(first.deals.num_rows(), 10);
         assert!(Arc::ptr_eq(&first, &s.refresh(201)), "nothing changed: the same tables");
         s.insert(&p, &event("late", "d3", 50), None).unwrap();
-        let dirty = s.deals.take_dirty();
+        let take_dirty = |s: &mut Store| -> Vec<u32> {
+            s.deals.drain_dirty(usize::MAX, false, |slots: &mut Vec<u32>, slot, _| slots.push(slot)).concat()
+        };
+        let dirty = take_dirty(&mut s);
         let names: Vec<&str> = dirty.iter().map(|&d| s.deal_id(d).unwrap()).collect();
         assert_eq!(names, ["d3"], "only the late event's deal waits to be derived");
         s.deals.mark_dirty(dirty[0]);
         let second = s.refresh(202);
         assert!(!Arc::ptr_eq(&first, &second));
-        assert!(s.deals.take_dirty().is_empty());
+        assert!(take_dirty(&mut s).is_empty());
+    }
+
+    /// A rebuild replays every deal at once, in rounds and on two threads;
+    /// a store refreshed after every few events replays a handful at a
+    /// time on one: the facts come out the same.
+    #[test]
+    fn replaying_many_deals_at_once_equals_replaying_few_at_a_time() {
+        let (mut all, mut few) = (store(), store());
+        let p = PartitionKey::new("t", 0);
+        for i in 0..40_000i64 {
+            // Within the test store's retention (1 s) of the last T.
+            let mut e = event(&format!("e{i}"), &format!("d{}", i % 20_000), 100 + i / 50);
+            if i % 3 != 0 {
+                (e.kind, e.stage) = (EventType::StageChanged, Some((i % 5) as u16));
+            }
+            all.insert(&p, &e, None).unwrap();
+            few.insert(&p, &e, None).unwrap();
+            if i % 400 == 0 {
+                // Fewer deals than the two-thread threshold are dirty.
+                few.refresh(100 + i / 50);
+            }
+        }
+        let (a, b) = (all.refresh(1_000), few.refresh(1_000));
+        assert_eq!(a.deals.num_rows(), 20_000);
+        assert_eq!(a.deals, b.deals);
+        assert_eq!(a.reached, b.reached);
     }
 
     #[test]

@@ -171,18 +171,39 @@ impl Deals {
         }
     }
 
-    /// The slots marked since the last call, unmarked.
-    pub fn take_dirty(&mut self) -> Vec<u32> {
-        let mut all = Vec::new();
-        for shard in &mut self.shards {
-            for slot in shard.dirty.drain(..) {
+    /// Folds up to `limit` deals a shard of those marked (unmarked now) into
+    /// one accumulator a shard: `f(acc, slot, deal)`; with `parallel`, the
+    /// two shards on two threads.
+    pub fn drain_dirty<A: Default + Send>(
+        &mut self,
+        limit: usize,
+        parallel: bool,
+        f: impl Fn(&mut A, u32, &mut Deal) + Sync,
+    ) -> [A; 2] {
+        let run = |shard: &mut Shard| {
+            let mut acc = A::default();
+            for slot in shard.dirty.split_off(shard.dirty.len().saturating_sub(limit)) {
                 if let Some(Some(d)) = shard.deals.get_mut(split(slot).1) {
                     d.dirty = false;
+                    f(&mut acc, slot, d);
                 }
-                all.push(slot);
             }
+            acc
+        };
+        let [first, second] = &mut self.shards;
+        if parallel {
+            std::thread::scope(|s| {
+                let other = s.spawn(|| run(second));
+                [run(first), other.join().expect("draining does not panic")]
+            })
+        } else {
+            [run(first), run(second)]
         }
-        all
+    }
+
+    /// How many deals are marked.
+    pub fn dirty(&self) -> usize {
+        self.shards.iter().map(|s| s.dirty.len()).sum()
     }
 
     /// Removes a deal; its slot is free for a new one.
