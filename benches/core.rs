@@ -261,8 +261,8 @@ fn ingest_benches(c: &mut Criterion) {
                 || Store::new(&config.pipelines, config.retention_ms),
                 |mut store| {
                     for chunk in lines.chunks(push) {
-                        let decoded = chunk.iter().map(|l| decoder.decode(l.as_bytes(), END_MS)).collect();
-                        for r in store.insert_all(&part, decoded, Some(END_MS)) {
+                        let decoded: Vec<_> = chunk.iter().map(|l| decoder.decode(l.as_bytes(), END_MS)).collect();
+                        for r in store.insert_all(&part, &decoded, Some(END_MS)) {
                             r.expect("generated events are within retention");
                         }
                     }

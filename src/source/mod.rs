@@ -175,7 +175,7 @@ impl Ingest {
         let mut out = Pushed::default();
         let max = {
             let mut store = me.store.lock().expect("store lock");
-            for (i, d) in store.insert_all(part, events, t).into_iter().enumerate() {
+            for (i, d) in store.insert_all(part, &events, t).into_iter().enumerate() {
                 match d {
                     Ok(Inserted::Accepted) => out.accepted += 1,
                     Ok(Inserted::Duplicate) => out.duplicates += 1,

@@ -276,7 +276,7 @@ impl Store {
     /// Adds a decoded event. `now_ms` is `T` at arrival for the `too_old`
     /// check (for the event clock, pass `None` and the store uses its own).
     pub fn insert(&mut self, part: &PartitionKey, e: &Event, now_ms: Option<i64>) -> Result<Inserted, Rejection> {
-        self.insert_all(part, vec![Ok(e.clone())], now_ms).pop().expect("one result for one event")
+        self.insert_all(part, &[Ok(e.clone())], now_ms).pop().expect("one result for one event")
     }
 
     /// Adds a push's decoded events (a decoding rejection stays as it is),
@@ -285,18 +285,18 @@ impl Store {
     pub fn insert_all(
         &mut self,
         part: &PartitionKey,
-        events: Vec<Result<Event, Rejection>>,
+        events: &[Result<Event, Rejection>],
         now_ms: Option<i64>,
     ) -> Vec<Result<Inserted, Rejection>> {
         let mut out: Vec<Option<Result<Inserted, Rejection>>> = Vec::with_capacity(events.len());
         let mut decoded = Vec::with_capacity(events.len());
-        for (i, e) in events.into_iter().enumerate() {
+        for (i, e) in events.iter().enumerate() {
             match e {
                 Ok(e) => {
                     decoded.push((i, e));
                     out.push(None);
                 }
-                Err(r) => out.push(Some(Err(r))),
+                Err(r) => out.push(Some(Err(r.clone()))),
             }
         }
         let mut rest = &decoded[..];
@@ -315,7 +315,7 @@ impl Store {
     /// event is decided when it is too old both under `T` now and under the
     /// largest `T` the events before it could make, or under neither. The
     /// first event is always decided, so the count is at least one.
-    fn decided(&self, events: &[(usize, Event)], now_ms: Option<i64>) -> usize {
+    fn decided(&self, events: &[(usize, &Event)], now_ms: Option<i64>) -> usize {
         if now_ms.is_some() {
             return events.len();
         }
@@ -342,7 +342,7 @@ impl Store {
     fn insert_decided(
         &mut self,
         part: &PartitionKey,
-        events: &[(usize, Event)],
+        events: &[(usize, &Event)],
         now_ms: Option<i64>,
     ) -> Vec<(usize, Result<Inserted, Rejection>)> {
         let mut out = Vec::with_capacity(events.len());
@@ -784,7 +784,7 @@ mod tests {
         let mut one = store();
         let mut all = store();
         let want: Vec<_> = events.iter().map(|e| e.clone().and_then(|e| one.insert(&p, &e, None))).collect();
-        let got = all.insert_all(&p, events, None);
+        let got = all.insert_all(&p, &events, None);
         assert_eq!(got, want);
         let count = |reason| want.iter().filter(|r| matches!(r, Err(e) if e.reason == reason)).count();
         assert!(count(Reason::TooOld) > 100, "the case is exercised: {}", count(Reason::TooOld));
