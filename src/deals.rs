@@ -111,15 +111,16 @@ impl Facts {
         Facts { reach: vec![Vec::new(); stages], ..Default::default() }
     }
 
-    /// Makes room for `slot`; the columns grow by an eighth at a time.
-    fn grow(&mut self, slot: usize) {
-        if slot < self.live.len() {
+    /// Makes room for slots `0..n`; the columns grow by at least an
+    /// eighth of their length at a time (the first rebuild of many deals
+    /// takes no more than it needs).
+    pub fn make_room(&mut self, n: usize) {
+        if n <= self.live.len() {
             return;
         }
-        let n = slot + 1;
         fn to<T: Clone>(v: &mut Vec<T>, n: usize, fill: T) {
             if n > v.capacity() {
-                v.reserve_exact(n + n / 8 - v.len());
+                v.reserve_exact(n.max(v.len() + v.len() / 8) - v.len());
             }
             v.resize(n, fill);
         }
@@ -155,9 +156,9 @@ impl Facts {
     /// Stores the facts of every deal `replayed` holds.
     pub fn set(&mut self, replayed: &Replayed) {
         let stages = self.reach.len();
+        self.make_room(replayed.rows.iter().map(|r| r.slot as usize + 1).max().unwrap_or(0));
         for (row, reach) in replayed.rows.iter().zip(replayed.reach.chunks_exact(stages.max(1))) {
             let s = row.slot as usize;
-            self.grow(s);
             self.live[s] = row.live;
             self.pipeline[s] = row.pipeline;
             self.state[s] = row.state;

@@ -540,6 +540,11 @@ impl Store {
         // round holds stays small (a rebuild derives every deal at once).
         const REPLAY: usize = 8192;
         let (pipelines, parts, stages) = (&self.pipelines, &self.attr_parts, self.facts.stages());
+        if self.deals.dirty() > 0 {
+            // Room for every slot at once: the rounds take the highest slots
+            // first, and growing round by round would leave more spare room.
+            self.facts.make_room(self.deals.end() as usize);
+        }
         while self.deals.dirty() > 0 {
             let parallel = self.deals.dirty() >= PARALLEL;
             let replayed = self.deals.drain_dirty(REPLAY, parallel, |out: &mut Replayed, slot, deal| {
