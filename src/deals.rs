@@ -2,10 +2,11 @@
 //! every deal its state, current stage and since when, loss, amount,
 //! currency, attributes, and `R(d, i)` for every stage it reached.
 //!
-//! [`Facts::derive`] is the one place that replays a deal's events (from its
+//! [`Replayed::add`] is the one place that replays a deal's events (from its
 //! own log, in (`occurred_at`, `event_id`) order, up to `T`); the store calls
 //! it for exactly the deals an insert, an eviction or a dropped partition
-//! touched. [`Facts::tables`] turns the facts into the `deals` and `reached`
+//! touched (the two shards' deals on two threads), and stores the results
+//! with [`Facts::set`]. [`Facts::tables`] turns the facts into the `deals` and `reached`
 //! tables the queries read, so a refresh never replays events.
 //!
 //! The facts are columns indexed by the store's deal slot; a free slot
