@@ -85,14 +85,7 @@ impl IdSet {
             }
             added
         };
-        let (low, high) = if parallel {
-            std::thread::scope(|s| {
-                let other = s.spawn(|| run(high, half));
-                (run(low, 0), other.join().expect("inserting does not panic"))
-            })
-        } else {
-            (run(low, 0), run(high, half))
-        };
+        let (low, high) = super::both(parallel, || run(low, 0), || run(high, half));
         let (mut low, mut high) = (low.into_iter(), high.into_iter());
         let added: Vec<bool> = keys
             .iter()

@@ -65,8 +65,6 @@ pub enum Inserted {
 const DICT_COLUMNS: [&str; 7] = ["currency", "owner", "team", "region", "source", "lost_reason", "activity"];
 const ACTIVITY: usize = 6;
 
-/// Makes room for one more element in a full `v`: an eighth of its length
-/// (at least `min`), not double, so a large vector holds little spare room.
 /// Asks the CPU to bring `x`'s cache line in: a hint, with no effect on
 /// any result, for lookups in a large store whose next keys are known.
 fn prefetch<T>(x: &T) {
@@ -80,6 +78,21 @@ fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
+/// Runs `first` and `second`, with `parallel` on two threads (`second`
+/// on a new one): the store's way of giving a large push both cores.
+fn both<F, S: Send>(parallel: bool, first: impl FnOnce() -> F, second: impl FnOnce() -> S + Send) -> (F, S) {
+    if parallel {
+        std::thread::scope(|s| {
+            let other = s.spawn(second);
+            (first(), other.join().expect("the store's work does not panic"))
+        })
+    } else {
+        (first(), second())
+    }
+}
+
+/// Makes room for one more element in a full `v`: an eighth of its length
+/// (at least `min`), not double, so a large vector holds little spare room.
 fn grow_by_eighth<T>(v: &mut Vec<T>, min: usize) {
     if v.len() == v.capacity() {
         v.reserve_exact(min.max(v.len() / 8));

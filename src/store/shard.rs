@@ -138,15 +138,9 @@ impl Deals {
     pub fn append_all(&mut self, appends: &[Append], parallel: bool) -> bool {
         let hashes: Vec<u64> = appends.iter().map(|a| deal_hash(a.pipeline, a.name)).collect();
         let [first, second] = &mut self.shards;
-        if parallel {
-            std::thread::scope(|s| {
-                let other = s.spawn(|| second.append_all(1, appends, &hashes));
-                let new = first.append_all(0, appends, &hashes);
-                new | other.join().expect("appending does not panic")
-            })
-        } else {
-            first.append_all(0, appends, &hashes) | second.append_all(1, appends, &hashes)
-        }
+        let (a, b) =
+            super::both(parallel, || first.append_all(0, appends, &hashes), || second.append_all(1, appends, &hashes));
+        a | b
     }
 
     pub fn get(&self, slot: u32) -> Option<&Deal> {
@@ -191,14 +185,8 @@ impl Deals {
             acc
         };
         let [first, second] = &mut self.shards;
-        if parallel {
-            std::thread::scope(|s| {
-                let other = s.spawn(|| run(second));
-                [run(first), other.join().expect("draining does not panic")]
-            })
-        } else {
-            [run(first), run(second)]
-        }
+        let (a, b) = super::both(parallel, || run(first), || run(second));
+        [a, b]
     }
 
     /// How many deals are marked.
