@@ -3,11 +3,16 @@
 //!
 //! The log is the store's only copy of an event. Each event is a varint
 //! time delta (the first one zigzag-encoded absolute time), a tag byte
-//! (type, stage present, amount present), the stage index, the
-//! attribute-set key, the partition index, the amount's 8 bytes when
-//! present, and the length-prefixed `event_id`. About 20 bytes for a
-//! typical event. The log begins with the deal's own name (its `deal_id`),
-//! so the deal index needs no second copy of it.
+//! (type, stage present, amount present and how), the stage index, the
+//! attribute-set key, the partition index, the amount when present (a
+//! zigzag varint of cents when that gives back the same `f64`, else its 8
+//! bytes), and the `event_id`: the first event's whole, every other one's
+//! as the length of the prefix it shares with the first event's and the
+//! bytes after it (an id header byte, see [`put_id`]). About 12 bytes for
+//! a typical event. The log begins with the deal's own name (its
+//! `deal_id`), so the deal index needs no second copy of it.
+
+use std::cmp::Ordering;
 
 use crate::event::EventType;
 
@@ -23,18 +28,68 @@ pub struct Ev<'a> {
     pub attrs: u32,
     /// The store's partition index.
     pub part: u16,
-    pub id: &'a [u8],
+    pub id: Id<'a>,
 }
 
 impl Ev<'_> {
     /// The order of docs/metrics.md §4: by time, then by `event_id` bytes.
-    fn key(&self) -> (i64, &[u8]) {
+    fn key(&self) -> (i64, Id<'_>) {
         (self.at, self.id)
+    }
+}
+
+/// An `event_id` as a log holds it: a prefix of another id, then its own bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Id<'a> {
+    head: &'a [u8],
+    tail: &'a [u8],
+}
+
+impl<'a> Id<'a> {
+    pub fn new(id: &'a [u8]) -> Id<'a> {
+        Id { head: &[], tail: id }
+    }
+
+    fn len(self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    fn bytes(self) -> impl Iterator<Item = u8> + 'a {
+        self.head.iter().chain(self.tail).copied()
+    }
+
+    /// Appends the id's bytes to `out`.
+    pub fn write(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.head);
+        out.extend_from_slice(self.tail);
+    }
+}
+
+impl PartialEq for Id<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.bytes().eq(other.bytes())
+    }
+}
+
+impl Eq for Id<'_> {}
+
+impl PartialOrd for Id<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Id<'_> {
+    /// Byte-wise, as docs/metrics.md §4 orders `event_id`s.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.bytes().cmp(other.bytes())
     }
 }
 
 const HAS_STAGE: u8 = 0x08;
 const HAS_AMOUNT: u8 = 0x10;
+/// With [`HAS_AMOUNT`]: the amount is a zigzag varint of cents.
+const IN_CENTS: u8 = 0x20;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -66,17 +121,50 @@ fn unzigzag(v: u64) -> i64 {
     (v >> 1) as i64 ^ -((v & 1) as i64)
 }
 
-fn put_event(out: &mut Vec<u8>, e: &Ev, prev_at: Option<i64>) {
+/// The amount as a whole number of cents, when dividing that by 100 gives
+/// back exactly `a` (division is correctly rounded, so it does for every
+/// amount written with at most two decimals).
+fn cents(a: f64) -> Option<i64> {
+    let c = (a * 100.0).round();
+    if c.abs() >= 2f64.powi(53) {
+        return None;
+    }
+    let c = c as i64;
+    // From the integer, as decoding does: -0.0 comes back as 0.0, so it keeps its 8 bytes.
+    ((c as f64 / 100.0).to_bits() == a.to_bits()).then_some(c)
+}
+
+/// Writes `id` against `base` (the log's first id; `None` for the first
+/// event itself). The header is one byte `shared << 3 | tail` when the
+/// shared prefix is under 16 bytes and the rest under 8, else 0x80 and
+/// the two lengths as varints; the bytes after the shared prefix follow.
+fn put_id(out: &mut Vec<u8>, id: Id, base: Option<Id>) {
+    let shared = base.map_or(0, |b| id.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count());
+    let tail = id.len() - shared;
+    if shared < 16 && tail < 8 {
+        out.push((shared << 3 | tail) as u8);
+    } else {
+        out.push(0x80);
+        put_varint(out, shared as u64);
+        put_varint(out, tail as u64);
+    }
+    out.extend(id.bytes().skip(shared));
+}
+
+fn put_event(out: &mut Vec<u8>, e: &Ev, prev_at: Option<i64>, base: Option<Id>) {
     match prev_at {
         Some(p) => put_varint(out, (e.at - p) as u64),
         None => put_varint(out, zigzag(e.at)),
     }
+    let cents = e.amount.map(|a| (a, cents(a)));
     let mut tag = e.kind as u8;
     if e.stage.is_some() {
         tag |= HAS_STAGE;
     }
-    if e.amount.is_some() {
-        tag |= HAS_AMOUNT;
+    match cents {
+        Some((_, Some(_))) => tag |= HAS_AMOUNT | IN_CENTS,
+        Some((_, None)) => tag |= HAS_AMOUNT,
+        None => {}
     }
     out.push(tag);
     if let Some(s) = e.stage {
@@ -84,11 +172,12 @@ fn put_event(out: &mut Vec<u8>, e: &Ev, prev_at: Option<i64>) {
     }
     put_varint(out, u64::from(e.attrs));
     put_varint(out, u64::from(e.part));
-    if let Some(a) = e.amount {
-        out.extend_from_slice(&a.to_le_bytes());
+    match cents {
+        Some((_, Some(c))) => put_varint(out, zigzag(c)),
+        Some((a, None)) => out.extend_from_slice(&a.to_le_bytes()),
+        None => {}
     }
-    put_varint(out, e.id.len() as u64);
-    out.extend_from_slice(e.id);
+    put_id(out, e.id, base);
 }
 
 /// An event taken out of a log, with what releasing it needs.
@@ -174,7 +263,12 @@ impl Log {
 
     /// The events in order.
     pub fn events(&self) -> Events<'_> {
-        Events { b: &self.bytes, pos: self.body_start(), prev: None }
+        Events { b: &self.bytes, pos: self.body_start(), prev: None, base: &[] }
+    }
+
+    /// The first event's id (held whole), if there is an event.
+    fn base(&self) -> Option<Id<'_>> {
+        self.events().next().map(|e| e.id)
     }
 
     /// Adds an event at its place in the order (`scratch`: a reusable buffer
@@ -182,7 +276,7 @@ impl Log {
     pub fn insert(&mut self, e: &Ev, scratch: &mut Vec<u8>) {
         if self.last_at().is_none_or(|last| e.at > last) {
             scratch.clear();
-            put_event(scratch, e, self.last_at());
+            put_event(scratch, e, self.last_at(), self.base());
             // A replay appends to each deal many times before it is derived:
             // grow by a quarter, not by one event (a reallocation each).
             if self.bytes.capacity() - self.bytes.len() < scratch.len() {
@@ -207,7 +301,11 @@ impl Log {
         }
         let removed = gone
             .iter()
-            .map(|e| Removed { at: e.at, kind: e.kind, attrs: e.attrs, part: e.part, id: e.id.to_vec() })
+            .map(|e| {
+                let mut id = Vec::with_capacity(e.id.len());
+                e.id.write(&mut id);
+                Removed { at: e.at, kind: e.kind, attrs: e.attrs, part: e.part, id }
+            })
             .collect();
         *self = self.with_events(&kept);
         removed
@@ -219,8 +317,9 @@ impl Log {
         let mut out = Vec::with_capacity(self.bytes.len() + 32);
         out.extend_from_slice(&self.bytes[..start]);
         let mut prev = None;
-        for e in events {
-            put_event(&mut out, e, prev);
+        let base = events.first().map(|e| e.id);
+        for (i, e) in events.iter().enumerate() {
+            put_event(&mut out, e, prev, base.filter(|_| i > 0));
             prev = Some(e.at);
         }
         let (first, last) = events.first().zip(events.last()).map_or(EMPTY, |(first, last)| (first.at, last.at));
@@ -233,6 +332,8 @@ pub struct Events<'a> {
     b: &'a [u8],
     pos: usize,
     prev: Option<i64>,
+    /// The first event's id, once read.
+    base: &'a [u8],
 }
 
 impl<'a> Iterator for Events<'a> {
@@ -244,6 +345,7 @@ impl<'a> Iterator for Events<'a> {
         }
         let b = self.b;
         let p = &mut self.pos;
+        let first = self.prev.is_none();
         let v = varint(b, p);
         let at = match self.prev {
             Some(prev) => prev + v as i64,
@@ -256,13 +358,25 @@ impl<'a> Iterator for Events<'a> {
         let attrs = varint(b, p) as u32;
         let part = varint(b, p) as u16;
         let amount = (tag & HAS_AMOUNT != 0).then(|| {
+            if tag & IN_CENTS != 0 {
+                return unzigzag(varint(b, p)) as f64 / 100.0;
+            }
             let a = f64::from_le_bytes(b[*p..*p + 8].try_into().expect("8 bytes"));
             *p += 8;
             a
         });
-        let n = varint(b, p) as usize;
-        let id = &b[*p..*p + n];
+        let header = b[*p];
+        *p += 1;
+        let (shared, n) = if header < 0x80 {
+            (usize::from(header >> 3), usize::from(header & 7))
+        } else {
+            (varint(b, p) as usize, varint(b, p) as usize)
+        };
+        let id = Id { head: &self.base[..shared], tail: &b[*p..*p + n] };
         *p += n;
+        if first {
+            self.base = id.tail;
+        }
         Some(Ev { at, kind: EventType::ALL[usize::from(tag & 0x07)], stage, amount, attrs, part, id })
     }
 }
@@ -271,8 +385,14 @@ impl<'a> Iterator for Events<'a> {
 mod tests {
     use super::*;
 
-    fn ev(at: i64, id: &'static str) -> Ev<'static> {
-        Ev { at, kind: EventType::Activity, stage: None, amount: None, attrs: 3, part: 1, id: id.as_bytes() }
+    fn ev(at: i64, id: &str) -> Ev<'_> {
+        Ev { at, kind: EventType::Activity, stage: None, amount: None, attrs: 3, part: 1, id: Id::new(id.as_bytes()) }
+    }
+
+    fn id_of(e: &Ev) -> Vec<u8> {
+        let mut out = Vec::new();
+        e.id.write(&mut out);
+        out
     }
 
     #[test]
@@ -284,15 +404,16 @@ mod tests {
         for e in [ev(10, "b"), ev(10, "a"), ev(20, "c"), won, ev(10, "ab"), ev(i64::MAX / 2, "z")] {
             log.insert(&e, &mut Vec::new());
         }
-        let got: Vec<(i64, &[u8])> = log.events().map(|e| (e.at, e.id)).collect();
-        let want: Vec<(i64, &[u8])> =
-            vec![(-5, b"w"), (10, b"a"), (10, b"ab"), (10, b"b"), (20, b"c"), (i64::MAX / 2, b"z")];
+        let got: Vec<(i64, Vec<u8>)> = log.events().map(|e| (e.at, id_of(&e))).collect();
+        let want: Vec<(i64, Vec<u8>)> = [(-5, "w"), (10, "a"), (10, "ab"), (10, "b"), (20, "c"), (i64::MAX / 2, "z")]
+            .map(|(at, id)| (at, id.as_bytes().to_vec()))
+            .into();
         assert_eq!(got, want);
         // Appends leave room; shrinking gives it back and keeps every event.
         let grown = log.bytes();
         log.shrink();
         assert!(log.bytes() < grown, "{} then {}", grown, log.bytes());
-        assert_eq!(log.events().map(|e| (e.at, e.id)).collect::<Vec<_>>(), want);
+        assert_eq!(log.events().map(|e| (e.at, id_of(&e))).collect::<Vec<_>>(), want);
         assert_eq!(log.events().next(), Some(won));
         assert_eq!(log.name(), "D-1");
         assert_eq!((log.first_at(), log.last_at()), (Some(-5), Some(i64::MAX / 2)));
@@ -309,5 +430,85 @@ mod tests {
             log.insert(&ev(at, "x"), &mut Vec::new());
             assert_eq!((log.first_at(), log.last_at()), (Some(at), Some(at)));
         }
+    }
+
+    /// Ids are held against the first event's, amounts as cents where they
+    /// can be: whatever the ids and amounts, every event comes back whole,
+    /// through appends, inserts before the first event, and removals.
+    #[test]
+    fn ids_and_amounts_come_back_exactly() {
+        let long = "长".repeat(42) + "xy"; // 128 bytes
+        let ids: Vec<String> = [
+            "2-1234560",
+            "2-1234561",
+            "2-1234569",
+            "2-1234570",
+            "2-123",
+            "2-1234560a",
+            "2-12345601234567",
+            "1",
+            "2-1234560-resent-later",
+            "长a",
+            "长b",
+            "长",
+            &long,
+            &long[..127],
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let amounts = [
+            None,
+            Some(0.0),
+            Some(-0.0),
+            Some(0.1),
+            Some(1200.5),
+            Some(45_000.07),
+            Some(1e-9),
+            Some(123.456),
+            Some(9.0e15),
+            Some(1e14 + 0.5),
+            Some(f64::MAX),
+            Some(f64::MIN_POSITIVE),
+            Some(5e-324),
+        ];
+        let events: Vec<Ev> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Ev { amount: amounts[i % amounts.len()], ..ev(100 + i as i64, id) })
+            .collect();
+        let check = |log: &Log, want: &[&Ev]| {
+            let got: Vec<(Ev, Vec<u8>)> = log.events().map(|e| (e, id_of(&e))).collect();
+            assert_eq!(got.len(), want.len());
+            for ((g, gid), w) in got.iter().zip(want) {
+                assert_eq!((g.at, gid.as_slice()), (w.at, id_of(w).as_slice()));
+                assert_eq!(g.amount.map(f64::to_bits), w.amount.map(f64::to_bits), "{:?}", w.amount);
+                assert_eq!(g, *w);
+            }
+        };
+        // In time order: each one an append against the first id.
+        let mut log = Log::new("D-1");
+        for e in &events {
+            log.insert(e, &mut Vec::new());
+        }
+        check(&log, &events.iter().collect::<Vec<_>>());
+        // Newest first: each insert comes before the first event and rewrites the log.
+        let mut log = Log::new("D-1");
+        for e in events.iter().rev() {
+            log.insert(e, &mut Vec::new());
+        }
+        check(&log, &events.iter().collect::<Vec<_>>());
+        // Removing the first event re-encodes the rest against the new first id.
+        assert_eq!(log.remove(|e| e.at == 100).iter().map(|r| r.id.clone()).collect::<Vec<_>>(), [b"2-1234560"]);
+        check(&log, &events[1..].iter().collect::<Vec<_>>());
+        // A shared prefix is held once: generated ids take a few bytes each, not their length.
+        let mut log = Log::new("D-1");
+        for e in &events[..4] {
+            log.insert(&Ev { amount: None, ..*e }, &mut Vec::new());
+        }
+        log.shrink();
+        assert!(log.bytes() < 4 + 8 + 9 + 3 * 8, "{}", log.bytes());
+        assert_eq!(cents(1200.5), Some(120_050));
+        assert_eq!((cents(-0.0), cents(123.456), cents(f64::MAX)), (None, None, None));
     }
 }

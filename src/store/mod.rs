@@ -38,7 +38,7 @@ use crate::config::Pipeline;
 use crate::deals::{self, Facts, Replayed};
 use crate::event::{Event, EventType, Reason, Rejection};
 use ids::IdSet;
-use log::{Ev, Removed};
+use log::{Ev, Id, Removed};
 use shard::{Append, Deals};
 use times::TimeCounts;
 
@@ -396,7 +396,7 @@ impl Store {
                 amount: e.amount,
                 attrs,
                 part,
-                id: e.event_id.as_bytes(),
+                id: Id::new(e.event_id.as_bytes()),
             };
             appends.push(Append { pipeline: e.pipeline, name: &e.deal_id, ev });
             self.max_occurred_at = self.max_occurred_at.max(Some(e.occurred_at));
@@ -616,10 +616,13 @@ impl Store {
         let schema = events_schema();
         let mut out = Vec::new();
         let mut b = EventsBuilder::default();
+        let mut id = Vec::new();
         for (slot, deal) in self.deals.iter() {
             let offset = self.stage_offsets[deal.pipeline as usize];
             for e in deal.log.events().take_while(|e| e.at <= t_ms) {
-                b.event_id.append_value(std::str::from_utf8(e.id).expect("ids are stored from str"));
+                id.clear();
+                e.id.write(&mut id);
+                b.event_id.append_value(std::str::from_utf8(&id).expect("ids are stored from str"));
                 b.deal_key.append_value(slot);
                 b.kind.append_value(e.kind as u8);
                 b.at.append_value(e.at);
