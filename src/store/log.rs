@@ -190,7 +190,7 @@ pub struct Removed {
 }
 
 /// A deal's name and events. Appending the newest event is cheap (the log
-/// grows by a quarter of its size at a time, and [`Log::shrink`] gives the room
+/// doubles its room when full, and [`Log::shrink`] gives the room
 /// back once the deal is derived); any other change rewrites the log (a
 /// deal holds few events).
 #[derive(Debug)]
@@ -278,10 +278,8 @@ impl Log {
             scratch.clear();
             put_event(scratch, e, self.last_at(), self.base());
             // A replay appends to each deal many times before it is derived:
-            // grow by a quarter, not by one event (a reallocation each).
-            if self.bytes.capacity() - self.bytes.len() < scratch.len() {
-                self.bytes.reserve_exact(scratch.len().max(self.bytes.len() / 4));
-            }
+            // the room doubles, as a `Vec`'s does, so a deal of n events is
+            // moved about log₂ n times while it is replayed.
             self.bytes.extend_from_slice(scratch);
             self.first = self.first.min(e.at);
             self.last = e.at;
