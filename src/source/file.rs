@@ -101,5 +101,35 @@ fn push_lines(ingest: &Ingest, part: &PartitionKey, data: &[u8]) -> (usize, usiz
 
 /// The non-blank lines of NDJSON data, without their line ends.
 pub fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    data.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty())
+    // memchr finds the line ends many bytes at a time (a byte-wise `split`
+    // took about 7% of a file replay).
+    let ends = memchr::memchr_iter(b'\n', data).chain([data.len()]);
+    let mut start = 0;
+    ends.map(move |end| {
+        let line = &data[start..end];
+        start = end + 1;
+        line.strip_suffix(b"\r").unwrap_or(line)
+    })
+    .filter(|l| !l.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lines_are_the_non_blank_lines_without_their_ends() {
+        let cases: [&[u8]; 7] =
+            [b"", b"\n\n\r\n", b"a", b"a\nb\n", b"a\r\n\r\nbb\n\nc\r", b"\nx\ry\n\rz", "é\n{\"k\":1}\r\n\n".as_bytes()];
+        let want: [&[&[u8]]; 7] = [
+            &[],
+            &[],
+            &[b"a"],
+            &[b"a", b"b"],
+            &[b"a", b"bb", b"c"],
+            &[b"x\ry", b"\rz"],
+            &["é".as_bytes(), b"{\"k\":1}"],
+        ];
+        for (data, want) in cases.iter().zip(want) {
+            assert_eq!(super::lines(data).collect::<Vec<_>>(), want, "{:?}", String::from_utf8_lossy(data));
+        }
+    }
 }
