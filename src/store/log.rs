@@ -8,7 +8,7 @@
 //! zigzag varint of cents when that gives back the same `f64`, else its 8
 //! bytes), and the `event_id`: the first event's whole, every other one's
 //! as the length of the prefix it shares with the first event's and the
-//! bytes after it (an id header byte, see [`put_id`]). About 12 bytes for
+//! bytes after it (an id header byte, see [`put_id`]). About 13 bytes for
 //! a typical event. The log begins with the deal's own name (its
 //! `deal_id`), so the deal index needs no second copy of it.
 
