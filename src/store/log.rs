@@ -156,14 +156,15 @@ fn put_event(out: &mut Vec<u8>, e: &Ev, prev_at: Option<i64>, base: Option<Id>) 
         Some(p) => put_varint(out, (e.at - p) as u64),
         None => put_varint(out, zigzag(e.at)),
     }
-    let cents = e.amount.map(|a| (a, cents(a)));
+    // Ok: cents; Err: the amount's own bits.
+    let amount = e.amount.map(|a| cents(a).ok_or(a));
     let mut tag = e.kind as u8;
     if e.stage.is_some() {
         tag |= HAS_STAGE;
     }
-    match cents {
-        Some((_, Some(_))) => tag |= HAS_AMOUNT | IN_CENTS,
-        Some((_, None)) => tag |= HAS_AMOUNT,
+    match amount {
+        Some(Ok(_)) => tag |= HAS_AMOUNT | IN_CENTS,
+        Some(Err(_)) => tag |= HAS_AMOUNT,
         None => {}
     }
     out.push(tag);
@@ -172,9 +173,9 @@ fn put_event(out: &mut Vec<u8>, e: &Ev, prev_at: Option<i64>, base: Option<Id>) 
     }
     put_varint(out, u64::from(e.attrs));
     put_varint(out, u64::from(e.part));
-    match cents {
-        Some((_, Some(c))) => put_varint(out, zigzag(c)),
-        Some((a, None)) => out.extend_from_slice(&a.to_le_bytes()),
+    match amount {
+        Some(Ok(c)) => put_varint(out, zigzag(c)),
+        Some(Err(a)) => out.extend_from_slice(&a.to_le_bytes()),
         None => {}
     }
     put_id(out, e.id, base);
