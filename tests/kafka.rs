@@ -176,7 +176,6 @@ fn kill_9_and_restart_rebuild_the_same_numbers() {
     assert_same(&business(&server), &want, "after a second kill -9");
 }
 
-/// Series that add up across instances: everything but ratios, quantiles and T.
 /// A large partition: while its replay runs, /readyz is 503 and nothing is
 /// exported; the first 200 already holds every event and the numbers of
 /// the whole file.
@@ -198,14 +197,17 @@ fn readiness_waits_for_the_whole_rebuild_of_a_large_partition() {
     let server = serve(&config, &["--clock", "event"]);
     let mut partial = 0;
     poll(WAIT, "ready", || {
+        // /metrics before /readyz: a 503 after it shows it was read before ready
+        // (the other order races with the refresh that makes the server ready).
+        let early = server.metrics();
         let ready = server.get("/readyz").0 == 200;
-        let m = server.metrics();
-        let rows = samples(&m, "funnelwatch_store_rows");
         if ready {
+            let rows = samples(&server.metrics(), "funnelwatch_store_rows");
             assert_eq!(rows, total, "ready with only part of the partition replayed");
         } else {
-            let early = samples(&m, "crm_funnel_");
-            assert!(early.is_empty(), "{} business series exported during the rebuild", early.len());
+            let business = samples(&early, "crm_funnel_");
+            assert!(business.is_empty(), "{} business series exported during the rebuild", business.len());
+            let rows = samples(&early, "funnelwatch_store_rows");
             if rows.values().any(|&r| r > 0.0) && rows != total {
                 partial += 1;
             }
@@ -216,6 +218,7 @@ fn readiness_waits_for_the_whole_rebuild_of_a_large_partition() {
     eprintln!("observed {partial} scrapes of a half-rebuilt store, none of them ready");
 }
 
+/// Series that add up across instances: everything but ratios, quantiles and T.
 fn additive(samples: &Samples) -> Samples {
     samples
         .iter()
