@@ -4,10 +4,15 @@
 -- labels: pipeline, window, activity
 -- value: value
 WITH ranked AS (
+  -- "other" and "unspecified" are never ranked: each is its own series (docs/metrics.md §7).
   SELECT pipeline, window, activity, n,
-         ROW_NUMBER() OVER (PARTITION BY pipeline, window ORDER BY n DESC, activity) AS rank
+         activity IN ('other', 'unspecified') AS kept_apart,
+         ROW_NUMBER() OVER (PARTITION BY pipeline, window, activity IN ('other', 'unspecified') ORDER BY n DESC, activity) AS rank
   FROM activity_counts
+), named AS (
+  SELECT pipeline, window, CASE WHEN kept_apart OR rank <= 20 THEN activity ELSE 'other' END AS activity, n
+  FROM ranked
 )
-SELECT pipeline, window, CASE WHEN rank <= 20 THEN activity ELSE 'other' END AS activity, SUM(n) AS value
-FROM ranked
-GROUP BY pipeline, window, CASE WHEN rank <= 20 THEN activity ELSE 'other' END
+SELECT pipeline, window, activity, SUM(n) AS value
+FROM named
+GROUP BY pipeline, window, activity

@@ -351,6 +351,13 @@ impl Decoder {
             _ => None,
         };
 
+        // The field a type requires, then the optional ones; a field a type
+        // does not use is ignored, not validated (docs/metrics.md §7).
+        let activity = match (kind, present(raw.activity)) {
+            (EventType::Activity, None) => return Err(reject(Reason::MissingField, "activity is missing")),
+            (EventType::Activity, Some(v)) => Some(string(v, "activity", 1, 64)?),
+            _ => None,
+        };
         let amount = match present(raw.amount) {
             None => None,
             Some(Val::Int(n)) if n >= 0 => Some(n as f64),
@@ -366,14 +373,9 @@ impl Decoder {
         let team = optional_string(raw.team, "team", 128)?;
         let region = optional_string(raw.region, "region", 128)?;
         let source = optional_string(raw.source, "source", 128)?;
-        let lost_reason = optional_string(raw.lost_reason, "lost_reason", 128)?;
-        let activity = match (kind, present(raw.activity)) {
-            (EventType::Activity, None) => return Err(reject(Reason::MissingField, "activity is missing")),
-            (EventType::Activity, Some(v)) => Some(string(v, "activity", 1, 64)?),
-            (_, v) => {
-                optional_string(v, "activity", 64)?;
-                None
-            }
+        let lost_reason = match kind {
+            EventType::DealLost => optional_string(raw.lost_reason, "lost_reason", 128)?,
+            _ => None,
         };
 
         if occurred_at > received_ms.saturating_add(self.max_clock_skew_ms) {
@@ -486,6 +488,32 @@ mod tests {
             "o".repeat(129)
         );
         assert_eq!(reason(&long), "invalid_field");
+    }
+
+    /// docs/metrics.md §7: a field a type does not use is ignored, not
+    /// validated; the field a type requires is checked before the optional ones.
+    #[test]
+    fn fields_a_type_does_not_use_are_ignored() {
+        let long = "x".repeat(129);
+        for json in [
+            format!(r#"{{"event_id":"e","deal_id":"d","type":"deal_updated","occurred_at":1,"lost_reason":"{long}"}}"#),
+            r#"{"event_id":"e","deal_id":"d","type":"deal_won","occurred_at":1,"lost_reason":7}"#.to_string(),
+            r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"activity":7}"#.to_string(),
+            r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"stage":3}"#.to_string(),
+        ] {
+            let e = decode(&json).unwrap_or_else(|r| panic!("{json}: {r:?}"));
+            assert_eq!((e.lost_reason, e.activity), (None, None), "{json}");
+        }
+        let lost = decode(r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"lost_reason":""}"#);
+        assert_eq!(lost.unwrap().lost_reason.as_deref(), Some(""));
+        let bad_reason =
+            format!(r#"{{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"lost_reason":"{long}"}}"#);
+        assert_eq!(reason(&bad_reason), "invalid_field");
+        // activity (required) before owner (optional): missing_field, not invalid_field.
+        assert_eq!(
+            reason(r#"{"event_id":"e","deal_id":"d","type":"activity","occurred_at":1,"owner":7}"#),
+            "missing_field"
+        );
     }
 
     #[test]

@@ -894,6 +894,46 @@ async fn top_20_lost_reasons_and_activities_then_other() {
 }
 
 #[tokio::test]
+async fn other_and_unspecified_are_never_ranked() {
+    // docs/metrics.md §7. Lost: 21 named reasons r01 … r21 ×2 each; "other" ×3 (literal);
+    // "unspecified" ×1 (literal), "" ×1 and none ×1 (all three unspecified). The 20 ranked are
+    // r01 … r20; r21 (2) joins the literal other (3) = 5; unspecified = 3 — though both special
+    // values would rank among the 20 by count.
+    let mut lines = Vec::new();
+    let mut reasons: Vec<Option<String>> = (1..=21).flat_map(|i| vec![Some(format!("r{i:02}")); 2]).collect();
+    reasons.extend([Some("other".into()), Some("other".into()), Some("other".into())]);
+    reasons.extend([Some("unspecified".into()), Some(String::new()), None]);
+    for (i, r) in reasons.iter().enumerate() {
+        let deal = format!("L{i}");
+        lines.push(pl(&format!("{deal}-c"), &deal, "deal_created", at(0, 1), json!({"stage": "a"})));
+        lines.push(pl(&format!("{deal}-l"), &deal, "deal_lost", at(0, 2), json!({"lost_reason": r})));
+    }
+    // Activities: 20 kinds ×1, "other" ×4 and "unspecified" ×2 (literal kinds).
+    let mut kinds: Vec<String> = (1..=20).map(|i| format!("k{i:02}")).collect();
+    kinds.extend(["other"; 4].map(String::from));
+    kinds.extend(["unspecified"; 2].map(String::from));
+    for (i, k) in kinds.iter().enumerate() {
+        lines.push(pl(&format!("act-{i}"), "act", "activity", at(0, 3), json!({"activity": k})));
+    }
+    let (snap, _) = run(&config(CONFIG_P), &[(0, lines)]).await;
+    let m = M(snap);
+    let w = [("pipeline", "p"), ("window", "1d")];
+    let mut want: Vec<(String, f64)> = (1..=20).map(|i| (format!("r{i:02}"), 2.0)).collect();
+    want.extend([("other".to_string(), 5.0), ("unspecified".to_string(), 3.0)]);
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    let got: Vec<(String, f64)> =
+        m.series("crm_funnel_lost_reason_deals", &w).into_iter().map(|(l, v)| (l[0].1.clone(), v)).collect();
+    assert_eq!(got, want);
+    eq(m.v("crm_funnel_lost_deals", &w), 48.0);
+
+    let mut want: Vec<(String, f64)> = (1..=20).map(|i| (format!("k{i:02}"), 1.0)).collect();
+    want.extend([("other".to_string(), 4.0), ("unspecified".to_string(), 2.0)]);
+    let got: Vec<(String, f64)> =
+        m.series("crm_funnel_activities", &w).into_iter().map(|(l, v)| (l[0].1.clone(), v)).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
 async fn a_deal_is_its_pipeline_and_deal_id() {
     // Two pipelines sharing stage ids a and b, and one deal_id "same" in both: two deals.
     let toml = r#"

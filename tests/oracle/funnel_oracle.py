@@ -300,6 +300,15 @@ def validate(obj, cfg):
                 raise Reject("invalid_field")
         ev["stage"] = pipe.won
 
+    # The field a type requires comes before the optional fields; a field a
+    # type does not use (activity, lost_reason) is ignored, not validated (§7).
+    if etype == "activity":
+        v = _get(obj, "activity")
+        if v is None:
+            raise Reject("missing_field")
+        if not isinstance(v, str) or not 1 <= _nbytes(v) <= 64:
+            raise Reject("invalid_field")
+        ev["activity"] = v
     v = _get(obj, "amount")
     if v is not None:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -313,20 +322,13 @@ def validate(obj, cfg):
             raise Reject("invalid_field")
         ev["currency"] = v
     for key in ("owner", "team", "region", "source", "lost_reason"):
+        if key == "lost_reason" and etype != "deal_lost":
+            continue
         v = _get(obj, key)
         if v is not None:
             if not isinstance(v, str) or _nbytes(v) > 128:
                 raise Reject("invalid_field")
             ev[key] = v
-    v = _get(obj, "activity")
-    if etype == "activity":
-        if v is None:
-            raise Reject("missing_field")
-        if not isinstance(v, str) or not 1 <= _nbytes(v) <= 64:
-            raise Reject("invalid_field")
-        ev["activity"] = v
-    elif v is not None and (not isinstance(v, str) or _nbytes(v) > 64):
-        raise Reject("invalid_field")
     return ev
 
 
@@ -391,7 +393,7 @@ class Deal:
             elif e["type"] == "deal_lost":
                 self.state = "lost"
                 self.lost_at = e["t"]
-                self.lost_reason = e.get("lost_reason", "unspecified")
+                self.lost_reason = e.get("lost_reason") or "unspecified"
             for key in ATTRIBUTES:
                 if key in e:
                     self.attrs[key] = e[key]
@@ -418,13 +420,18 @@ def nearest_rank(sorted_values, num, den):
 
 
 def top_n(counts):
-    """Keep the 20 largest (ties by name, byte-wise), the rest as "other"."""
-    if len(counts) <= TOP_N:
-        return dict(counts)
-    order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].encode()))
+    """Keep the 20 largest (ties by name, byte-wise), the rest as "other".
+    The values "other" and "unspecified" are never ranked: each is its own
+    series (§7), "other" together with what falls outside the 20."""
+    special = {k: c for k, c in counts.items() if k in ("other", "unspecified")}
+    order = sorted(((k, c) for k, c in counts.items() if k not in special),
+                   key=lambda kv: (-kv[1], kv[0].encode()))
     kept = dict(order[:TOP_N])
     rest = sum(c for _, c in order[TOP_N:])
-    kept["other"] = kept.get("other", 0) + rest
+    if rest or "other" in special:
+        kept["other"] = special.get("other", 0) + rest
+    if "unspecified" in special:
+        kept["unspecified"] = special["unspecified"]
     return kept
 
 

@@ -316,8 +316,13 @@ class OverrideAndEdgeTest(unittest.TestCase):
         kept = fo.top_n(ties)
         self.assertEqual(sorted(kept), ["other"] + [f"t{i:02d}" for i in range(20)])
         self.assertEqual(kept["other"], 5)
-        with_other = dict({f"k{i:02d}": 5 for i in range(21)}, other=9, z=1)
-        self.assertEqual(fo.top_n(with_other)["other"], 9 + 5 + 5 + 1)  # k19, k20, z folded in
+        # "other" and "unspecified" are never ranked: the 20 are k00..k19.
+        with_other = dict({f"k{i:02d}": 5 for i in range(21)}, other=9, unspecified=50, z=1)
+        kept = fo.top_n(with_other)
+        self.assertEqual(sorted(kept), ["k%02d" % i for i in range(20)] + ["other", "unspecified"])
+        self.assertEqual((kept["other"], kept["unspecified"]), (9 + 5 + 1, 50))  # k20 and z folded in
+        self.assertEqual(fo.top_n({"a": 1, "unspecified": 2}), {"a": 1, "unspecified": 2})
+        self.assertEqual(fo.top_n({"a": 1, "other": 2}), {"a": 1, "other": 2})
 
     def test_default_pipeline(self):
         cfg = fo.Config({})
@@ -402,11 +407,13 @@ class RejectionTest(unittest.TestCase):
             (mk(currency="US"), "invalid_field"),
             (mk(currency="us1"), "invalid_field"),
             (mk(owner="o" * 129), "invalid_field"),
-            (mk(lost_reason=1), "invalid_field"),
+            (mk(type="deal_lost", lost_reason=1), "invalid_field"),
+            (mk(lost_reason=1), "accepted"),   # lost_reason is read on deal_lost only
             (mk(type="activity"), "missing_field"),
             (mk(type="activity", activity=""), "invalid_field"),
-            (mk(type="activity", amount=-1), "invalid_field"),   # amount checked first
-            (mk(activity="a" * 65), "invalid_field"),
+            (mk(type="activity", amount=-1), "missing_field"),   # the required field first
+            (mk(type="activity", activity="a" * 65), "invalid_field"),
+            (mk(activity="a" * 65), "accepted"),   # activity is read on activity events only
             (mk(occurred_at=NOW + 300_001), "future_timestamp"),
             (mk(occurred_at=NOW + 300_000), "accepted"),
             (mk(amount=0, currency="usd", owner="", extra={"x": 1}), "accepted"),
