@@ -1261,3 +1261,57 @@ fn a_broken_query_header_is_reported_with_its_file_name() {
     assert!(Engine::new(&cfg).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn unknown_and_repeated_header_keys_are_errors() {
+    let dir = temp_dir("header-keys");
+    let fine = "-- metric: crm_fine\n-- help: fine\n-- Prose: a comment, even with a colon.\nSELECT CAST(1 AS DOUBLE) AS value\n";
+    std::fs::write(dir.join("fine.sql"), fine).expect("write query");
+    std::fs::write(dir.join("typo.sql"), "-- metric: crm_typo\n-- help: h\n-- lables: pipeline\nSELECT 1 AS value\n")
+        .expect("write query");
+    std::fs::write(dir.join("twice.sql"), "-- metric: crm_twice\n-- help: a\n-- help: b\nSELECT 1 AS value\n")
+        .expect("write query");
+    let errs = load_queries(Some(&dir)).expect_err("bad header keys are errors");
+    assert_eq!(
+        errs,
+        [
+            "twice.sql: header: help is given twice",
+            "typo.sql: header: unknown key \"lables\" (the keys are table, metric, type, help, labels, value)",
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_table_file_cannot_read_a_table_made_after_it() {
+    let dir = temp_dir("table-order");
+    // `a_first` reads `z_last`, which runs after it (file-name order).
+    std::fs::write(dir.join("a_first.sql"), "-- table: a_first\nSELECT * FROM z_last\n").expect("write query");
+    std::fs::write(dir.join("z_last.sql"), "-- table: z_last\nSELECT 1 AS x\n").expect("write query");
+    let mut cfg = config(CONFIG_DEFAULT);
+    cfg.queries_dir = Some(dir.clone());
+    let errs = Engine::new(&cfg).err().expect("the order is checked");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("a_first.sql: reads the table \"z_last\", which z_last.sql makes"), "{errs:?}");
+    // The other way round is the documented order and works.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let dir = temp_dir("table-order-ok");
+    std::fs::write(dir.join("a_first.sql"), "-- table: a_first\nSELECT 1 AS x\n").expect("write query");
+    std::fs::write(dir.join("z_last.sql"), "-- table: z_last\nSELECT * FROM a_first\n").expect("write query");
+    cfg.queries_dir = Some(dir.clone());
+    assert!(Engine::new(&cfg).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The built-in list compiled into the binary is exactly the files of `queries/`.
+#[test]
+fn the_built_in_queries_are_the_files_of_the_queries_directory() {
+    let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/queries"))
+        .expect("queries/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut built_in: Vec<String> = load_queries(None).expect("built-in queries").into_iter().map(|q| q.file).collect();
+    built_in.sort();
+    assert_eq!(built_in, files);
+}

@@ -2,8 +2,8 @@
 //! snapshot at `T`, and produces an immutable [`Snapshot`].
 //!
 //! A query file is SQL with a header of `-- key: value` comment lines:
-//! `-- table: NAME` files come first (in file-name order) and their result
-//! is registered as a table for later files; `-- metric: NAME` files (with
+//! `-- table: NAME` files come first (in file-name order, each after the
+//! tables it reads) and their result is registered as a table for later files; `-- metric: NAME` files (with
 //! `type`, `help`, `labels`, `value`) each produce one metric family. A
 //! query runs as soon as the tables it reads are made, at the same time as
 //! the other queries that are ready (each its own task, two at a time:
@@ -99,7 +99,9 @@ pub struct Query {
 impl Query {
     /// Parses a query file's header. Errors name the file and the header key.
     pub fn parse(file: &str, text: &str) -> Result<Query, Vec<String>> {
+        const KEYS: [&str; 6] = ["table", "metric", "type", "help", "labels", "value"];
         let mut header = BTreeMap::new();
+        let mut errs = Vec::new();
         for line in text.lines() {
             let Some(rest) = line.trim().strip_prefix("--") else {
                 if line.trim().is_empty() {
@@ -107,14 +109,18 @@ impl Query {
                 }
                 break;
             };
-            if let Some((k, v)) = rest.split_once(':') {
-                let k = k.trim();
-                if ["table", "metric", "type", "help", "labels", "value"].contains(&k) {
-                    header.insert(k.to_string(), v.trim().to_string());
-                }
+            // `-- key: value` with a lowercase word as key; any other comment is prose.
+            let Some((k, v)) = rest.split_once(':') else { continue };
+            let k = k.trim();
+            if k.is_empty() || !k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                continue;
+            }
+            if !KEYS.contains(&k) {
+                errs.push(format!("{file}: header: unknown key {k:?} (the keys are {})", KEYS.join(", ")));
+            } else if header.insert(k.to_string(), v.trim().to_string()).is_some() {
+                errs.push(format!("{file}: header: {k} is given twice"));
             }
         }
-        let mut errs = Vec::new();
         let output = match (header.get("table"), header.get("metric")) {
             (Some(t), None) if is_identifier(t) => Output::Table(t.clone()),
             (Some(t), None) => {
@@ -291,6 +297,24 @@ impl Engine {
                     .collect()
             })
             .collect();
+        let mut made_later = Vec::new();
+        for (i, q) in queries.iter().enumerate() {
+            let reads = reads[i].as_deref().unwrap_or_default();
+            for l in &queries[i..] {
+                if let Output::Table(t) = &l.output
+                    && reads.iter().any(|r| r.eq_ignore_ascii_case(t))
+                {
+                    made_later.push(format!(
+                        "{}: reads the table {t:?}, which {} makes: `-- table:` files run in file-name order, \
+                         each after the tables it reads",
+                        q.file, l.file
+                    ));
+                }
+            }
+        }
+        if !made_later.is_empty() {
+            return Err(made_later);
+        }
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(config.query_memory_limit_bytes, 1.0)
             .build_arc()
