@@ -3,11 +3,11 @@
 //!
 //! A query file is SQL with a header of `-- key: value` comment lines:
 //! `-- table: NAME` files come first (in file-name order, each after the
-//! tables it reads) and their result is registered as a table for later files; `-- metric: NAME` files (with
-//! `type`, `help`, `labels`, `value`) each produce one metric family. A
-//! query runs as soon as the tables it reads are made, at the same time as
-//! the other queries that are ready (each its own task, two at a time:
-//! both cores).
+//! tables it reads) and their result is registered as a table for later
+//! files; `-- metric: NAME` files (with `type`, `help`, `labels`, `value`)
+//! each produce one metric family. A query runs as soon as the tables it
+//! reads are made, at the same time as the other queries that are ready
+//! (each its own task, two at a time: both cores).
 //! Parameters reach SQL only as registered tables (`params`, `windows`,
 //! `pipelines`, `stages`, `buckets`, `quantiles`) and as the functions of
 //! [`functions`], never as SQL text.
