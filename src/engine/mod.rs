@@ -287,31 +287,30 @@ impl Engine {
         // Unparsable: `check` and the refresh report it; assume the worst meanwhile.
         let reads: Vec<Option<Vec<String>>> = queries.iter().map(|q| tables_read(&q.sql)).collect();
         let needs_events = reads.iter().any(|r| r.as_ref().is_none_or(|r| r.iter().any(|t| t == "events")));
-        let inputs_of = (0..queries.len())
-            .map(|i| {
-                let reads = reads[i].as_deref().unwrap_or_default();
-                (0..i)
-                    .filter(|&j| {
-                        matches!(&queries[j].output, Output::Table(t) if reads.iter().any(|r| r.eq_ignore_ascii_case(t)))
-                    })
+        // For each query, the queries that make a table it reads: all before it
+        // (`-- table:` files run in file-name order), else the files are in error.
+        let inputs_of: Vec<Vec<usize>> = reads
+            .iter()
+            .map(|r| {
+                let r = r.as_deref().unwrap_or_default();
+                (0..queries.len())
+                    .filter(|&j| matches!(&queries[j].output, Output::Table(t) if r.iter().any(|x| x.eq_ignore_ascii_case(t))))
                     .collect()
             })
             .collect();
-        let mut made_later = Vec::new();
-        for (i, q) in queries.iter().enumerate() {
-            let reads = reads[i].as_deref().unwrap_or_default();
-            for l in &queries[i..] {
-                if let Output::Table(t) = &l.output
-                    && reads.iter().any(|r| r.eq_ignore_ascii_case(t))
-                {
-                    made_later.push(format!(
-                        "{}: reads the table {t:?}, which {} makes: `-- table:` files run in file-name order, \
-                         each after the tables it reads",
-                        q.file, l.file
-                    ));
-                }
-            }
-        }
+        let made_later: Vec<String> = inputs_of
+            .iter()
+            .enumerate()
+            .flat_map(|(i, makers)| makers.iter().filter(move |&&j| j >= i).map(move |&j| (i, j)))
+            .map(|(i, j)| {
+                let Output::Table(t) = &queries[j].output else { unreachable!("a maker makes a table") };
+                format!(
+                    "{}: reads the table {t:?}, which {} makes: `-- table:` files run in file-name order, \
+                     each after the tables it reads",
+                    queries[i].file, queries[j].file
+                )
+            })
+            .collect();
         if !made_later.is_empty() {
             return Err(made_later);
         }
