@@ -1,6 +1,7 @@
 //! Per-deal facts of docs/metrics.md §4, kept up to date at ingest: for
 //! every deal its state, current stage and since when, loss, amount,
-//! currency, attributes, and `R(d, i)` for every stage it reached.
+//! currency, attributes, `R(d, i)` for every stage it reached, and its
+//! feedback answers up to `T` (§5.3).
 //!
 //! [`Replayed::add`] is the one place that replays a deal's events (from its
 //! own log, in (`occurred_at`, `event_id`) order, up to `T`); the store calls
@@ -24,14 +25,14 @@ use datafusion::arrow::datatypes::{
 };
 
 use crate::config::Pipeline;
-use crate::event::EventType;
+use crate::event::{Answer, EventType, Survey};
 use crate::store::log::Ev;
 use crate::store::{dict, dictionary};
 
-/// The attribute columns of `deals`, by name, and their place in an event's attribute set.
-const ATTRIBUTES: [(&str, usize); 4] = [("owner", 1), ("team", 2), ("region", 3), ("source", 4)];
+/// The attribute columns of `deals` (and of `spend`), by name, and their place in an event's attribute set.
+pub(crate) const ATTRIBUTES: [(&str, usize); 4] = [("owner", 1), ("team", 2), ("region", 3), ("source", 4)];
 /// Place of the currency and the lost reason in an event's attribute set.
-const CURRENCY: usize = 0;
+pub(crate) const CURRENCY: usize = 0;
 const LOST_REASON: usize = 5;
 
 const NONE_I64: i64 = i64::MIN;
@@ -57,6 +58,17 @@ pub fn deals_schema() -> SchemaRef {
     ];
     fields.extend(ATTRIBUTES.iter().map(|(a, _)| Field::new(*a, dict(DataType::UInt32), true)));
     Arc::new(Schema::new(fields))
+}
+
+pub fn feedback_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("deal_key", DataType::UInt32, false),
+        Field::new("pipeline", dict(DataType::UInt16), false),
+        Field::new("pipeline_index", DataType::UInt16, false),
+        Field::new("occurred_at_ms", DataType::Int64, false),
+        Field::new("survey", dict(DataType::UInt8), false),
+        Field::new("score", DataType::Int64, false),
+    ]))
 }
 
 pub fn reached_schema() -> SchemaRef {
@@ -104,6 +116,8 @@ pub struct Facts {
     attrs: [Vec<u32>; 4],
     /// `R(d, i)` by stage index, then slot.
     reach: Vec<Vec<i64>>,
+    /// The feedback answers up to `T` (time, answer) of the slots that have any.
+    answers: hashbrown::HashMap<u32, Box<[(i64, Answer)]>>,
 }
 
 impl Facts {
@@ -147,6 +161,7 @@ impl Facts {
         if let Some(l) = self.live.get_mut(slot as usize) {
             *l = false;
         }
+        self.answers.remove(&slot);
     }
 
     /// The number of `R(d, i)` columns (the longest pipeline's stages).
@@ -175,7 +190,40 @@ impl Facts {
             for (col, &r) in self.reach.iter_mut().zip(reach) {
                 col[s] = r;
             }
+            let answers = &replayed.answers[row.answers.clone()];
+            if answers.is_empty() {
+                self.answers.remove(&row.slot);
+            } else {
+                self.answers.insert(row.slot, answers.into());
+            }
         }
+    }
+
+    /// The `feedback` table: a row per answer of a live deal, up to `T`.
+    pub fn feedback(&self, v: &Values) -> RecordBatch {
+        let (mut slots, mut pipeline, mut at, mut survey, mut score) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (&slot, answers) in &self.answers {
+            for (t, a) in answers.iter() {
+                slots.push(slot);
+                pipeline.push(self.pipeline[slot as usize]);
+                at.push(*t);
+                survey.push(a.survey as u8);
+                score.push(i64::from(a.score));
+            }
+        }
+        let surveys: ArrayRef =
+            Arc::new(datafusion::arrow::array::StringArray::from_iter_values(Survey::ALL.iter().map(|s| s.as_str())));
+        let pipeline = UInt16Array::from(pipeline);
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from(slots)),
+            dictionary(pipeline.clone(), v.pipelines),
+            Arc::new(pipeline),
+            Arc::new(Int64Array::from(at)),
+            dictionary(PrimitiveArray::<UInt8Type>::from(survey), &surveys),
+            Arc::new(Int64Array::from(score)),
+        ];
+        RecordBatch::try_new(feedback_schema(), cols).expect("feedback schema")
     }
 
     /// The `deals` table and the `reached` table (one batch per stage index).
@@ -269,7 +317,8 @@ impl Facts {
     /// Bytes held by the columns.
     pub fn bytes(&self) -> usize {
         let n = self.live.capacity();
-        n * (1 + 2 + 1 + 2 + 8 + 8 + 4 + 8 + 4 + 4 * 4 + 8 * self.reach.len())
+        let answers: usize = self.answers.values().map(|a| a.len() * 16).sum();
+        n * (1 + 2 + 1 + 2 + 8 + 8 + 4 + 8 + 4 + 4 * 4 + 8 * self.reach.len()) + answers + self.answers.capacity() * 24
     }
 }
 
@@ -281,6 +330,8 @@ pub struct Replayed {
     rows: Vec<Row>,
     /// Each row's `R(d, i)`, `stages` values a row.
     reach: Vec<i64>,
+    /// The rows' feedback answers (each row's a range of them).
+    answers: Vec<(i64, Answer)>,
     /// Scratch: first entry into each stage while replaying.
     entered: Vec<i64>,
 }
@@ -297,6 +348,8 @@ struct Row {
     amount: f64,
     currency: u32,
     attrs: [u32; 4],
+    /// Its answers in [`Replayed::answers`].
+    answers: std::ops::Range<usize>,
     /// The first `occurred_at` after `T`, when the deal has events after it.
     next: Option<i64>,
 }
@@ -325,6 +378,7 @@ impl Replayed {
         let mut currency = NONE_U32;
         let mut attrs = [NONE_U32; 4];
         let (mut any, mut next) = (false, None);
+        let first_answer = self.answers.len();
         for e in events {
             if e.at > t_ms {
                 next = Some(e.at);
@@ -345,6 +399,8 @@ impl Replayed {
                 state = LOST;
                 lost = e.at;
                 lost_reason = strings[LOST_REASON].unwrap_or(NONE_U32);
+            } else if let Some(a) = e.answer {
+                self.answers.push((e.at, a));
             }
             if let Some(a) = e.amount {
                 amount = a;
@@ -383,6 +439,7 @@ impl Replayed {
             amount,
             currency,
             attrs,
+            answers: first_answer..self.answers.len(),
             next,
         });
     }

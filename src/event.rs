@@ -30,10 +30,13 @@ pub enum EventType {
     DealReopened,
     DealUpdated,
     Activity,
+    Feedback,
+    /// Money spent to acquire customers: it belongs to no deal.
+    Spend,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 9] = [
         EventType::DealCreated,
         EventType::StageChanged,
         EventType::DealWon,
@@ -41,6 +44,8 @@ impl EventType {
         EventType::DealReopened,
         EventType::DealUpdated,
         EventType::Activity,
+        EventType::Feedback,
+        EventType::Spend,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +57,8 @@ impl EventType {
             EventType::DealReopened => "deal_reopened",
             EventType::DealUpdated => "deal_updated",
             EventType::Activity => "activity",
+            EventType::Feedback => "feedback",
+            EventType::Spend => "spend",
         }
     }
 
@@ -63,6 +70,41 @@ impl EventType {
     pub fn bears_stage(self) -> bool {
         matches!(self, EventType::DealCreated | EventType::StageChanged | EventType::DealWon | EventType::DealReopened)
     }
+}
+
+/// The satisfaction question a `feedback` event answers (docs/metrics.md §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Survey {
+    /// "How satisfied are you": 1–5.
+    Csat,
+    /// "How likely are you to recommend us": 0–10.
+    Nps,
+}
+
+impl Survey {
+    pub const ALL: [Survey; 2] = [Survey::Csat, Survey::Nps];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Survey::Csat => "csat",
+            Survey::Nps => "nps",
+        }
+    }
+
+    /// The scores a response may give.
+    pub fn scores(self) -> std::ops::RangeInclusive<u8> {
+        match self {
+            Survey::Csat => 1..=5,
+            Survey::Nps => 0..=10,
+        }
+    }
+}
+
+/// A `feedback` event's answer: its survey and score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Answer {
+    pub survey: Survey,
+    pub score: u8,
 }
 
 /// Why an event was rejected: the fixed set of docs/metrics.md §1.
@@ -131,7 +173,8 @@ fn reject(reason: Reason, detail: impl Into<String>) -> Rejection {
 
 /// A validated event. `pipeline` and `stage` are indexes into the configured
 /// pipelines and that pipeline's stages. Strings borrow from the message
-/// unless JSON escapes had to be decoded.
+/// unless JSON escapes had to be decoded. A `spend` event has no deal: its
+/// `deal_id` is empty.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
     pub event_id: Cow<'a, str>,
@@ -148,6 +191,8 @@ pub struct Event<'a> {
     pub source: Option<Cow<'a, str>>,
     pub lost_reason: Option<Cow<'a, str>>,
     pub activity: Option<Cow<'a, str>>,
+    /// On `feedback` events.
+    pub answer: Option<Answer>,
 }
 
 /// A JSON value as far as validation cares: its type, and strings borrowed
@@ -210,6 +255,55 @@ impl<'de: 'a, 'a> Deserialize<'de> for Val<'a> {
     }
 }
 
+/// Any JSON document, read only to check that no object in it repeats a
+/// key, at any depth (docs/metrics.md §7: that is `invalid_json`).
+struct Unique;
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Unique;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Unique, A::Error> {
+                while a.next_element::<Unique>()?.is_some() {}
+                Ok(Unique)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Unique, A::Error> {
+                let mut keys = std::collections::HashSet::new();
+                while let Some(k) = a.next_key::<String>()? {
+                    a.next_value::<Unique>()?;
+                    if !keys.insert(k) {
+                        return Err(serde::de::Error::custom("an object repeats a key"));
+                    }
+                }
+                Ok(Unique)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct Raw<'a> {
     #[serde(borrow)]
@@ -240,6 +334,10 @@ struct Raw<'a> {
     lost_reason: Option<Val<'a>>,
     #[serde(borrow)]
     activity: Option<Val<'a>>,
+    #[serde(borrow)]
+    survey: Option<Val<'a>>,
+    #[serde(borrow)]
+    score: Option<Val<'a>>,
 }
 
 /// `null` and absent are the same (docs/metrics.md §1).
@@ -266,16 +364,83 @@ fn optional_string<'a>(v: Option<Val<'a>>, name: &str, max: usize) -> Result<Opt
     present(v).map(|v| string(v, name, 0, max)).transpose()
 }
 
+/// Integer timestamps are kept within ±2^53 ms, bounds included (docs/metrics.md §7).
+const MAX_INT_MS: i64 = 1 << 53;
+
 /// Epoch milliseconds from an integer or an RFC 3339 string with offset;
 /// finer digits are truncated (floored).
 fn timestamp(v: Val<'_>) -> Result<i64, Rejection> {
     match v {
-        Val::Int(ms) => Ok(ms),
-        Val::Str(s) => chrono::DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.timestamp_millis())
-            .map_err(|e| reject(Reason::InvalidField, format!("occurred_at {s:?} is not RFC 3339 with offset ({e})"))),
+        Val::Int(ms) if (-MAX_INT_MS..=MAX_INT_MS).contains(&ms) => Ok(ms),
+        Val::Int(ms) => Err(reject(Reason::InvalidField, format!("occurred_at {ms} is outside ±2^53 ms"))),
+        Val::Str(s) => rfc3339_ms(&s).ok_or_else(|| {
+            reject(
+                Reason::InvalidField,
+                format!("occurred_at {s:?} is not RFC 3339 (YYYY-MM-DDTHH:MM:SS[.frac] and Z or ±HH:MM)"),
+            )
+        }),
         _ => Err(reject(Reason::InvalidField, "occurred_at must be an RFC 3339 string or integer epoch milliseconds")),
     }
+}
+
+/// RFC 3339 as its section 5.6 writes it (`full-date "T" full-time`; `T`
+/// and `Z` in either case; ASCII digits; no leap second; years 0001–9999)
+/// → epoch milliseconds, the fraction truncated.
+fn rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = b.get(r)?;
+        d.iter().all(u8::is_ascii_digit).then(|| d.iter().fold(0, |n, &c| n * 10 + i64::from(c - b'0')))
+    };
+    let at = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":")) {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if year == 0 || !(1..=12).contains(&month) || !(1..=days_in_month).contains(&day) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if at(i, b".") {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let ms = &b[i + 1..i + 1 + digits.min(3)];
+        millis = ms.iter().fold(0, |n, &c| n * 10 + i64::from(c - b'0')) * 10i64.pow(3 - ms.len() as u32);
+        i += 1 + digits;
+    }
+    let offset_min = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            if *sign == b'-' { -(h * 60 + m) } else { h * 60 + m }
+        }
+        _ => return None,
+    };
+    // Days from 1970-01-01 of the civil date (H. Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
+    Some(seconds * 1000 + millis)
 }
 
 /// Decodes and validates messages for a fixed set of pipelines.
@@ -303,11 +468,20 @@ impl Decoder {
         let text = std::str::from_utf8(bytes).map_err(|e| reject(Reason::InvalidUtf8, e.to_string()))?;
         let raw: Raw = match flat::scan(text) {
             Some(raw) => raw,
-            None => serde_json::from_str(text).map_err(|e| reject(Reason::InvalidJson, e.to_string()))?,
+            None => {
+                let invalid = |e: serde_json::Error| reject(Reason::InvalidJson, e.to_string());
+                serde_json::from_str::<Unique>(text).map_err(invalid)?;
+                serde_json::from_str(text).map_err(invalid)?
+            }
         };
 
         let event_id = string(required(raw.event_id, "event_id")?, "event_id", 1, 128)?;
-        let deal_id = string(required(raw.deal_id, "deal_id")?, "deal_id", 1, 128)?;
+        // A spend event belongs to no deal: its deal_id is not read (docs/metrics.md §7).
+        let spend = matches!(&raw.kind, Some(Val::Str(s)) if s == "spend");
+        let deal_id = match spend {
+            true => Cow::Borrowed(""),
+            false => string(required(raw.deal_id, "deal_id")?, "deal_id", 1, 128)?,
+        };
         let kind = match required(raw.kind, "type")? {
             Val::Str(s) => EventType::parse(&s).ok_or_else(|| reject(Reason::UnknownType, format!("type {s:?}")))?,
             _ => return Err(reject(Reason::InvalidField, "type must be a string")),
@@ -351,13 +525,19 @@ impl Decoder {
             _ => None,
         };
 
-        // The field a type requires, then the optional ones; a field a type
+        // The fields a type requires, then the optional ones; a field a type
         // does not use is ignored, not validated (docs/metrics.md §7).
-        let activity = match (kind, present(raw.activity)) {
-            (EventType::Activity, None) => return Err(reject(Reason::MissingField, "activity is missing")),
-            (EventType::Activity, Some(v)) => Some(string(v, "activity", 1, 64)?),
+        let activity = match kind {
+            EventType::Activity => Some(string(required(raw.activity, "activity")?, "activity", 1, 64)?),
             _ => None,
         };
+        let answer = match kind {
+            EventType::Feedback => Some(answer(raw.survey, raw.score)?),
+            _ => None,
+        };
+        if kind == EventType::Spend && matches!(raw.amount, None | Some(Val::Null)) {
+            return Err(reject(Reason::MissingField, "amount is missing (a spend event needs one)"));
+        }
         let amount = match present(raw.amount) {
             None => None,
             Some(Val::Int(n)) if n >= 0 => Some(n as f64),
@@ -399,7 +579,29 @@ impl Decoder {
             source,
             lost_reason,
             activity,
+            answer,
         })
+    }
+}
+
+/// A `feedback` event's `survey`, then its `score`: a JSON integer in the survey's range.
+fn answer(survey: Option<Val<'_>>, score: Option<Val<'_>>) -> Result<Answer, Rejection> {
+    let survey = match required(survey, "survey")? {
+        Val::Str(s) => Survey::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| reject(Reason::InvalidField, format!("survey {s:?} is not \"csat\" or \"nps\"")))?,
+        _ => return Err(reject(Reason::InvalidField, "survey must be a string")),
+    };
+    let range = survey.scores();
+    match required(score, "score")? {
+        Val::Int(n) if (i64::from(*range.start())..=i64::from(*range.end())).contains(&n) => {
+            Ok(Answer { survey, score: n as u8 })
+        }
+        _ => Err(reject(
+            Reason::InvalidField,
+            format!("score must be an integer from {} to {} for {}", range.start(), range.end(), survey.as_str()),
+        )),
     }
 }
 
@@ -514,6 +716,116 @@ mod tests {
             reason(r#"{"event_id":"e","deal_id":"d","type":"activity","occurred_at":1,"owner":7}"#),
             "missing_field"
         );
+    }
+
+    /// docs/metrics.md §1 and §7: a spend event needs no deal_id but an
+    /// amount; a feedback event needs a survey, then an integer score in its range.
+    #[test]
+    fn spend_and_feedback() {
+        let e = decode(r#"{"event_id":"s","type":"spend","occurred_at":1,"amount":250,"source":"ads","deal_id":7}"#)
+            .unwrap();
+        assert_eq!((e.kind, e.deal_id.as_ref(), e.amount), (EventType::Spend, "", Some(250.0)));
+        assert_eq!(e.source.as_deref(), Some("ads"));
+        let e = decode(r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"nps","score":0}"#)
+            .unwrap();
+        assert_eq!(e.answer, Some(Answer { survey: Survey::Nps, score: 0 }));
+        let csat = r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"csat","score":5}"#;
+        assert_eq!(decode(csat).unwrap().answer, Some(Answer { survey: Survey::Csat, score: 5 }));
+        let ignored = r#"{"event_id":"a","deal_id":"d","type":"deal_updated","occurred_at":1,"survey":1,"score":"x"}"#;
+        assert_eq!(decode(ignored).unwrap().answer, None);
+        for (json, want) in [
+            // deal_id is read unless type is the string "spend".
+            (r#"{"event_id":"s","type":7,"occurred_at":1}"#, "missing_field"),
+            (r#"{"event_id":"s","type":"spend","occurred_at":1}"#, "missing_field"),
+            (r#"{"event_id":"s","type":"spend","occurred_at":1,"amount":null}"#, "missing_field"),
+            (r#"{"event_id":"s","type":"spend","occurred_at":1,"amount":-1}"#, "invalid_field"),
+            (r#"{"event_id":"s","type":"spend","occurred_at":1,"amount":"9"}"#, "invalid_field"),
+            (r#"{"event_id":"s","type":"spend","occurred_at":1,"owner":7}"#, "missing_field"),
+            (r#"{"event_id":"s","type":"spend","occurred_at":1,"amount":1,"currency":"EURO"}"#, "invalid_field"),
+            (r#"{"event_id":"s","type":"spend","occurred_at":1,"amount":1,"pipeline":"x"}"#, "unknown_pipeline"),
+            (r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"score":3}"#, "missing_field"),
+            (
+                r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"ces","score":3}"#,
+                "invalid_field",
+            ),
+            (r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"csat"}"#, "missing_field"),
+            (
+                r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"csat","score":0}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"csat","score":6}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"nps","score":11}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"nps","score":-1}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"csat","score":4.0}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"csat","score":true}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"survey":"csat","score":"4"}"#,
+                "invalid_field",
+            ),
+            // survey and score (required) before owner (optional).
+            (r#"{"event_id":"f","deal_id":"d","type":"feedback","occurred_at":1,"owner":7}"#, "missing_field"),
+            (r#"{"event_id":"f","type":"feedback","occurred_at":1,"survey":"csat","score":4}"#, "missing_field"),
+        ] {
+            assert_eq!(reason(json), want, "{json}");
+        }
+    }
+
+    /// docs/metrics.md §7, "JSON shape" and "Timestamps".
+    #[test]
+    fn json_shape_and_timestamp_readings() {
+        let ev = |at: &str| format!(r#"{{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":{at}}}"#);
+        for (json, want) in [
+            (ev(r#""2026-01-01t00:00:00z""#), None),
+            (ev(r#""2026-01-01T00:00:00.5+08:00""#), None),
+            (ev(r#""2026-01-01 00:00:00Z""#), Some("invalid_field")),
+            (ev(r#""2026-01-01T00:00:60Z""#), Some("invalid_field")),
+            (ev(r#""0000-01-01T00:00:00Z""#), Some("invalid_field")),
+            (ev(r#""2026-01-01T00:00:00.١Z""#), Some("invalid_field")),
+            (ev("9007199254740992"), None),
+            (ev("-9007199254740992"), None),
+            (ev("9007199254740993"), Some("invalid_field")),
+            (ev("-9007199254740993"), Some("invalid_field")),
+            (
+                r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"x":{"a":1,"a":2}}"#.into(),
+                Some("invalid_json"),
+            ),
+            (
+                r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"x":[{"a":1,"b":{"c":1,"c":1}}]}"#
+                    .into(),
+                Some("invalid_json"),
+            ),
+            (
+                r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"event_id":"f"}"#.into(),
+                Some("invalid_json"),
+            ),
+            (
+                r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"x":"\ud800"}"#.into(),
+                Some("invalid_json"),
+            ),
+            (
+                r#"{"event_id":"e","deal_id":"d","type":"deal_lost","occurred_at":1,"x":NaN}"#.into(),
+                Some("invalid_json"),
+            ),
+            ("   ".into(), Some("invalid_json")),
+        ] {
+            let got = decoder().decode(json.as_bytes(), i64::MAX / 2).err().map(|r| r.reason.as_str());
+            assert_eq!(got, want, "{json}");
+        }
     }
 
     #[test]

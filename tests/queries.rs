@@ -505,6 +505,161 @@ clock = "event"
 windows = ["1d", "7d", "30d"]
 "#;
 
+// ---------------------------------------------------------------------------
+// Scenario S: spend and feedback (docs/metrics.md §5.2, §5.3), pipeline p,
+// T = 10d. Windows: 1d = (9d, 10d], 7d = (3d, 10d], 30d = (-20d, 10d].
+// ---------------------------------------------------------------------------
+
+/// A spend event of pipeline `p` (no deal_id: a spend event has none).
+fn spend(id: &str, t: i64, amount: f64, fields: Value) -> String {
+    let mut v: Value = serde_json::from_str(&pl(id, "", "spend", t, fields)).unwrap();
+    let obj = v.as_object_mut().unwrap();
+    obj.remove("deal_id");
+    obj.insert("amount".into(), json!(amount));
+    v.to_string()
+}
+
+/// A feedback event of deal `deal` in pipeline `p`.
+fn answer(id: &str, deal: &str, t: i64, survey: &str, score: Value) -> String {
+    pl(id, deal, "feedback", t, json!({ "survey": survey, "score": score }))
+}
+
+/// Deals: d1 created a @8d, won @9d (C 8d, R(c) 9d: not in 1d, whose
+/// interval is open at 9d); d2 created a @2d, lost @9d12h; d3 created a
+/// @9d6h; d9 has only a feedback event (no stage: never in the funnel).
+/// Spend (USD is the pipeline's currency): s1 100 source ads @9d1h; s2 50.5
+/// EUR @9d2h; s3 200 without source @5d; s5 40 @8d carrying a deal_id
+/// (not read); s6 10 @10d (= T); s7 30 @-25d arrives first (no T yet:
+/// accepted), then is evicted (a refresh uses (T − 30d, T]).
+/// Feedback: csat d1 4 @9d2h, d1 3 @9d3h, d2 1 @4d; nps d1 9 @9d4h, d2 6
+/// @5d, d2 7 @9d5h, d2 8 @9d6h, d9 10 @9d7h.
+/// Partition 1 brings: s1 again (duplicate), a spend reusing the deal
+/// event id "d1-c" (duplicate: dedup spans types), s8 @-25d (too_old now),
+/// a csat score 4.0 and a survey "ces" (invalid_field), and a spend
+/// without amount (missing_field).
+fn scenario_s() -> Vec<(i32, Vec<String>)> {
+    let part0 = vec![
+        spend("s7", at(-25, 0), 30.0, json!({})),
+        pl("d1-c", "d1", "deal_created", at(8, 0), json!({"stage": "a"})),
+        pl("d1-w", "d1", "deal_won", at(9, 0), json!({})),
+        pl("d2-c", "d2", "deal_created", at(2, 0), json!({"stage": "a"})),
+        pl("d2-l", "d2", "deal_lost", at(9, 12), json!({})),
+        pl("d3-c", "d3", "deal_created", at(9, 6), json!({"stage": "a"})),
+        spend("s1", at(9, 1), 100.0, json!({"source": "ads"})),
+        spend("s2", at(9, 2), 50.5, json!({"currency": "EUR"})),
+        spend("s3", at(5, 0), 200.0, json!({})),
+        spend("s5", at(8, 0), 40.0, json!({"deal_id": 5})),
+        spend("s6", at(10, 0), 10.0, json!({})),
+        answer("f1", "d1", at(9, 2), "csat", json!(4)),
+        answer("f2", "d1", at(9, 3), "csat", json!(3)),
+        answer("f3", "d2", at(4, 0), "csat", json!(1)),
+        answer("f4", "d1", at(9, 4), "nps", json!(9)),
+        answer("f5", "d2", at(5, 0), "nps", json!(6)),
+        answer("f6", "d2", at(9, 5), "nps", json!(7)),
+        answer("f7", "d2", at(9, 6), "nps", json!(8)),
+        answer("f8", "d9", at(9, 7), "nps", json!(10)),
+    ];
+    let part1 = vec![
+        spend("s1", at(9, 1), 100.0, json!({"source": "ads"})),
+        spend("d1-c", at(9, 1), 1.0, json!({})),
+        spend("s8", at(-25, 0), 30.0, json!({})),
+        answer("f9", "d1", at(9, 8), "csat", json!(4.0)),
+        answer("f10", "d1", at(9, 8), "ces", json!(4)),
+        pl("s9", "", "spend", at(9, 8), json!({})).replace(r#""deal_id":"","#, ""),
+    ];
+    vec![(0, part0), (1, part1)]
+}
+
+#[tokio::test]
+async fn s_spend_and_feedback_are_ingested_deduplicated_and_rejected() {
+    let (snap, pushed) = run(&config(CONFIG_P), &scenario_s()).await;
+    assert_eq!((pushed[0].accepted, pushed[0].duplicates, pushed[0].rejected.len()), (19, 0, 0));
+    assert_eq!((pushed[1].accepted, pushed[1].duplicates), (0, 2));
+    let reasons: Vec<(usize, Reason)> = pushed[1].rejected.iter().map(|(i, r)| (*i, r.reason)).collect();
+    assert_eq!(
+        reasons,
+        [(2, Reason::TooOld), (3, Reason::InvalidField), (4, Reason::InvalidField), (5, Reason::MissingField)]
+    );
+    assert_eq!(snap.t_ms, at(10, 0), "T is the largest accepted occurred_at, a spend event's");
+}
+
+#[tokio::test]
+async fn s_acquisition_spend_cost_per_lead_and_customer_acquisition_cost() {
+    let (snap, _) = run(&config(CONFIG_P), &scenario_s()).await;
+    let m = M(snap);
+    let l = |w: &'static str, c: &'static str| [("pipeline", "p"), ("window", w), ("currency", c)];
+    // USD: 1d s1 + s6 = 110; 7d s1 + s3 + s5 + s6 = 350; 30d the same (s7 is evicted).
+    // EUR: s2 50.5 in every window.
+    assert_eq!(
+        m.series("crm_funnel_acquisition_spend", &[("pipeline", "p")]),
+        [
+            (labels_of(&[("window", "1d"), ("currency", "EUR")]), 50.5),
+            (labels_of(&[("window", "1d"), ("currency", "USD")]), 110.0),
+            (labels_of(&[("window", "30d"), ("currency", "EUR")]), 50.5),
+            (labels_of(&[("window", "30d"), ("currency", "USD")]), 350.0),
+            (labels_of(&[("window", "7d"), ("currency", "EUR")]), 50.5),
+            (labels_of(&[("window", "7d"), ("currency", "USD")]), 350.0),
+        ]
+    );
+    // New deals N (C in W): 1d d3 = 1; 7d d1, d3 = 2; 30d d1, d2, d3 = 3 (d9 has no stage).
+    eq(m.v("crm_funnel_cost_per_lead", &l("1d", "USD")), 110.0);
+    eq(m.v("crm_funnel_cost_per_lead", &l("7d", "USD")), 175.0);
+    eq(m.v("crm_funnel_cost_per_lead", &l("30d", "USD")), 350.0 / 3.0);
+    eq(m.v("crm_funnel_cost_per_lead", &l("7d", "EUR")), 25.25);
+    eq(m.v("crm_funnel_cost_per_lead", &l("30d", "EUR")), 50.5 / 3.0);
+    // Won (R(c) in W): 1d none (d1's 9d is not in (9d, 10d]): no CAC series; 7d and 30d d1.
+    m.absent("crm_funnel_customer_acquisition_cost", &l("1d", "USD"));
+    m.absent("crm_funnel_customer_acquisition_cost", &l("1d", "EUR"));
+    eq(m.v("crm_funnel_customer_acquisition_cost", &l("7d", "USD")), 350.0);
+    eq(m.v("crm_funnel_customer_acquisition_cost", &l("30d", "EUR")), 50.5);
+    assert_eq!(m.series("crm_funnel_customer_acquisition_cost", &[]).len(), 4);
+}
+
+#[tokio::test]
+async fn s_feedback_histogram_csat_and_nps() {
+    let (snap, _) = run(&config(CONFIG_P), &scenario_s()).await;
+    let m = M(snap);
+    let h = |w: &'static str, survey: &'static str| {
+        let name = "crm_funnel_feedback_score_bucket";
+        let buckets = m.series(name, &[("pipeline", "p"), ("window", w), ("survey", survey)]);
+        let mut by_le: Vec<(String, f64)> = buckets.into_iter().map(|(rest, v)| (rest[0].1.clone(), v)).collect();
+        by_le.sort_by_key(|(le, _)| le.parse::<u32>().unwrap_or(u32::MAX));
+        by_le.into_iter().map(|(_, v)| v).collect::<Vec<f64>>()
+    };
+    // csat 1d: scores 4, 3 (le 0 … 10, +Inf, cumulative).
+    assert_eq!(h("1d", "csat"), [0.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]);
+    let lw = |w: &'static str, survey: &'static str| [("pipeline", "p"), ("window", w), ("survey", survey)];
+    eq(m.v("crm_funnel_feedback_score_sum", &lw("1d", "csat")), 7.0);
+    eq(m.v("crm_funnel_feedback_score_count", &lw("1d", "csat")), 2.0);
+    // nps 7d: 6, 7, 8, 9, 10 (d9's answer counts: every response does).
+    assert_eq!(h("7d", "nps"), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0]);
+    eq(m.v("crm_funnel_feedback_score_sum", &lw("7d", "nps")), 40.0);
+    // Both surveys exist in every window, zeros included: 3 windows × 2 surveys × 12 buckets.
+    assert_eq!(m.series("crm_funnel_feedback_score_bucket", &[]).len(), 72);
+    // CSAT: satisfied (4–5) / responses. 1d: 4 yes, 3 no → 1/2; 7d and 30d add d2's 1 → 1/3.
+    let w = |w: &'static str| [("pipeline", "p"), ("window", w)];
+    eq(m.v("crm_funnel_csat_ratio", &w("1d")), 0.5);
+    eq(m.v("crm_funnel_csat_ratio", &w("7d")), 1.0 / 3.0);
+    // NPS: 100 · (promoters 9–10 − detractors 0–6) / responses.
+    // 1d: 9, 7, 8, 10 → (2 − 0)/4 → 50; 7d: 6, 7, 8, 9, 10 → (2 − 1)/5 → 20.
+    eq(m.v("crm_funnel_net_promoter_score", &w("1d")), 50.0);
+    eq(m.v("crm_funnel_net_promoter_score", &w("7d")), 20.0);
+    eq(m.v("crm_funnel_net_promoter_score", &w("30d")), 20.0);
+}
+
+#[tokio::test]
+async fn no_feedback_means_no_satisfaction_ratios_but_zero_histograms() {
+    let lines = vec![pl("c", "d", "deal_created", at(0, 0), json!({"stage": "a"}))];
+    let (snap, _) = run(&config(CONFIG_P), &[(0, lines)]).await;
+    let m = M(snap);
+    assert!(m.series("crm_funnel_csat_ratio", &[]).is_empty());
+    assert!(m.series("crm_funnel_net_promoter_score", &[]).is_empty());
+    assert!(m.series("crm_funnel_acquisition_spend", &[]).is_empty());
+    let counts = m.series("crm_funnel_feedback_score_count", &[]);
+    assert_eq!(counts.len(), 6);
+    assert!(counts.iter().all(|(_, v)| *v == 0.0));
+}
+
 #[tokio::test]
 async fn default_pipeline_skips_back_moves_and_post_sale() {
     let t = at(10, 0);

@@ -9,11 +9,13 @@
 //! reads are made, at the same time as the other queries that are ready
 //! (each its own task, two at a time: both cores).
 //! Parameters reach SQL only as registered tables (`params`, `windows`,
-//! `pipelines`, `stages`, `buckets`, `quantiles`) and as the functions of
+//! `pipelines`, `stages`, `buckets`, `quantiles`, `surveys`, `score_buckets`)
+//! and as the functions of
 //! [`functions`], never as SQL text.
 //!
-//! The base tables are the store's per-deal facts (`deals`, `reached`), the
-//! activity counts per window (`activity_counts`), and `events`, which is
+//! The base tables are the store's per-deal facts (`deals`, `reached`,
+//! `feedback`), the `spend` events, the activity counts per window
+//! (`activity_counts`), and `events`, which is
 //! rebuilt from the store only when some query reads it. They are split in
 //! two partitions so a refresh uses both cores; every built-in aggregate is
 //! exact (integer counts and sums, `exact_sum`, the rank and cell aggregates), so the
@@ -46,6 +48,7 @@ use futures_util::StreamExt;
 
 use crate::config::{Config, Pipeline, Window};
 use crate::deals;
+use crate::event::Survey;
 use crate::export::{self, Family, Kind, MetricSpec};
 use crate::store::{FactTables, Store};
 use slot::Slot;
@@ -58,17 +61,25 @@ pub const QUANTILES: [(&str, i64, i64); 2] = [("0.5", 1, 2), ("0.9", 9, 10)];
 
 /// The built-in query files, compiled in.
 const BUILTIN: &[(&str, &str)] = &[
+    ("acquisition_spend.sql", include_str!("../../queries/acquisition_spend.sql")),
     ("activities.sql", include_str!("../../queries/activities.sql")),
     ("close_durations.sql", include_str!("../../queries/close_durations.sql")),
     ("cohort_conversion.sql", include_str!("../../queries/cohort_conversion.sql")),
     ("cohort_deals.sql", include_str!("../../queries/cohort_deals.sql")),
+    ("cost_per_lead.sql", include_str!("../../queries/cost_per_lead.sql")),
+    ("csat.sql", include_str!("../../queries/csat.sql")),
+    ("customer_acquisition_cost.sql", include_str!("../../queries/customer_acquisition_cost.sql")),
     ("evaluation_timestamp.sql", include_str!("../../queries/evaluation_timestamp.sql")),
+    ("feedback_counts.sql", include_str!("../../queries/feedback_counts.sql")),
+    ("feedback_score.sql", include_str!("../../queries/feedback_score.sql")),
     ("lost_deals.sql", include_str!("../../queries/lost_deals.sql")),
     ("lost_reasons.sql", include_str!("../../queries/lost_reasons.sql")),
+    ("net_promoter_score.sql", include_str!("../../queries/net_promoter_score.sql")),
     ("open_amount.sql", include_str!("../../queries/open_amount.sql")),
     ("open_deals.sql", include_str!("../../queries/open_deals.sql")),
     ("outcomes.sql", include_str!("../../queries/outcomes.sql")),
     ("period_conversion.sql", include_str!("../../queries/period_conversion.sql")),
+    ("spend_totals.sql", include_str!("../../queries/spend_totals.sql")),
     ("stage_counts.sql", include_str!("../../queries/stage_counts.sql")),
     ("stage_entries.sql", include_str!("../../queries/stage_entries.sql")),
     ("stuck_deals.sql", include_str!("../../queries/stuck_deals.sql")),
@@ -268,6 +279,7 @@ const SPLIT: [&str; 3] = ["deals", "reached", "events"];
 /// What a refresh reads from the store, gathered under its lock.
 pub struct Input {
     facts: Arc<FactTables>,
+    spend: RecordBatch,
     activities: RecordBatch,
     events: Option<Vec<RecordBatch>>,
 }
@@ -346,6 +358,8 @@ impl Engine {
         let mut schemas = vec![
             ("deals", deals::deals_schema()),
             ("reached", deals::reached_schema()),
+            ("feedback", deals::feedback_schema()),
+            ("spend", crate::store::spend_schema()),
             ("activity_counts", activity_counts_schema()),
             ("events", crate::store::events_schema()),
         ];
@@ -380,7 +394,8 @@ impl Engine {
         ];
         let activities = RecordBatch::try_new(activity_counts_schema(), cols).expect("activity_counts schema");
         let events = self.needs_events.then(|| store.events(t_ms));
-        Input { facts, activities, events }
+        let spend = store.spend(t_ms);
+        Input { facts, spend, activities, events }
     }
 
     pub fn queries(&self) -> &[Query] {
@@ -393,6 +408,8 @@ impl Engine {
         let slot = |name: &str| &self.inputs[name];
         slot("deals").set(std::slice::from_ref(&input.facts.deals));
         slot("reached").set(&input.facts.reached);
+        slot("feedback").set(std::slice::from_ref(&input.facts.feedback));
+        slot("spend").set(&[input.spend]);
         slot("activity_counts").set(&[input.activities]);
         slot("events").set(&input.events.unwrap_or_default());
         for (name, batch) in self.params(t_ms) {
@@ -496,6 +513,20 @@ impl Engine {
                     ("numerator", ints(QUANTILES.iter().map(|q| q.1).collect())),
                     ("denominator", ints(QUANTILES.iter().map(|q| q.2).collect())),
                     ("idx", i32s((0..QUANTILES.len() as i32).collect())),
+                ]),
+            ),
+            ("surveys", batch(vec![("survey", strs(Survey::ALL.iter().map(|s| s.as_str()).collect()))])),
+            (
+                // The buckets of the feedback score histogram (docs/metrics.md §5.3): 0 … 10, +Inf.
+                "score_buckets",
+                batch(vec![
+                    (
+                        "le",
+                        col(Arc::new(StringArray::from_iter_values(
+                            (0..=10).map(|b: i64| b.to_string()).chain(["+Inf".to_string()]),
+                        ))),
+                    ),
+                    ("bound", ints((0..=11).collect())),
                 ]),
             ),
         ]

@@ -108,6 +108,8 @@ impl<'a> Scanner<'a> {
 pub(super) fn scan(text: &str) -> Option<Raw<'_>> {
     let mut s = Scanner { text, at: 0 };
     let mut raw = Raw::default();
+    // Keys of fields no event has: a repeated one is left to serde_json too.
+    let mut unknown: Vec<&str> = Vec::new();
     if s.next()? != b'{' {
         return None;
     }
@@ -137,7 +139,13 @@ pub(super) fn scan(text: &str) -> Option<Raw<'_>> {
                 "source" => &mut raw.source,
                 "lost_reason" => &mut raw.lost_reason,
                 "activity" => &mut raw.activity,
-                _ => &mut None,
+                "survey" => &mut raw.survey,
+                "score" => &mut raw.score,
+                _ if unknown.contains(&key) => return None,
+                _ => {
+                    unknown.push(key);
+                    &mut None
+                }
             };
             if field.is_some() {
                 return None;
@@ -177,6 +185,8 @@ mod tests {
             source,
             lost_reason,
             activity,
+            survey,
+            score,
         } = raw;
         [
             event_id,
@@ -193,6 +203,8 @@ mod tests {
             source,
             lost_reason,
             activity,
+            survey,
+            score,
         ]
         .into_iter()
         .map(|v| match super::super::present(v) {
@@ -221,6 +233,8 @@ mod tests {
             r#"{"event_id":"1-2","deal_id":"D-1","type":"deal_created","occurred_at":"2026-05-28T10:00:00.123+08:00","stage":"lead","amount":1200.50,"currency":"USD","owner":"李","team":"t","region":"华东","source":"web","pipeline":"default","lost_reason":"price","activity":"call"}"#,
             r#" { "event_id" : "e" , "deal_id":"d","type":"activity","occurred_at":1700000000000,"activity":"call","x":[] } "#,
             r#"{"event_id":"e","amount":0,"stage":null,"extra":true,"more":false,"n":-12,"f":-0.5}"#,
+            r#"{"event_id":"f","type":"feedback","survey":"nps","score":9}"#,
+            r#"{"score":4.0,"survey":null}"#,
             r#"{"amount":-0}"#,
             r#"{"amount":-0.0}"#,
             r#"{"amount":123456789012345678}"#,
@@ -240,6 +254,7 @@ mod tests {
             r#"{"ev\u0065nt_id":"x"}"#,
             r#"{"event_id":"x","event_id":"y"}"#,
             r#"{"event_id":null,"event_id":"y"}"#,
+            r#"{"x":1,"event_id":"y","x":2}"#,
             r#"{"o":{"a":1}}"#,
             r#"{"amount":1e3}"#,
             r#"{"amount":01}"#,

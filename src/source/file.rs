@@ -99,7 +99,8 @@ fn push_lines(ingest: &Ingest, part: &PartitionKey, data: &[u8]) -> (usize, usiz
     (lines.len(), accepted, rejected)
 }
 
-/// The non-blank lines of NDJSON data, without their line ends.
+/// The non-blank lines of NDJSON data, without their line ends: a line of
+/// nothing but JSON whitespace is no event (docs/metrics.md §7).
 pub fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     // memchr finds the line ends many bytes at a time (a byte-wise `split`
     // took about 7% of a file replay).
@@ -110,16 +111,24 @@ pub fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         start = end + 1;
         line.strip_suffix(b"\r").unwrap_or(line)
     })
-    .filter(|l| !l.is_empty())
+    .filter(|l| !l.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn lines_are_the_non_blank_lines_without_their_ends() {
-        let cases: [&[u8]; 7] =
-            [b"", b"\n\n\r\n", b"a", b"a\nb\n", b"a\r\n\r\nbb\n\nc\r", b"\nx\ry\n\rz", "é\n{\"k\":1}\r\n\n".as_bytes()];
-        let want: [&[&[u8]]; 7] = [
+        let cases: [&[u8]; 8] = [
+            b"",
+            b"\n\n\r\n",
+            b"a",
+            b"a\nb\n",
+            b"a\r\n\r\nbb\n\nc\r",
+            b"\nx\ry\n\rz",
+            "é\n{\"k\":1}\r\n\n".as_bytes(),
+            b" \t\n \r\n x \n",
+        ];
+        let want: [&[&[u8]]; 8] = [
             &[],
             &[],
             &[b"a"],
@@ -127,6 +136,7 @@ mod tests {
             &[b"a", b"bb", b"c"],
             &[b"x\ry", b"\rz"],
             &["é".as_bytes(), b"{\"k\":1}"],
+            &[b" x "],
         ];
         for (data, want) in cases.iter().zip(want) {
             assert_eq!(super::lines(data).collect::<Vec<_>>(), want, "{:?}", String::from_utf8_lossy(data));

@@ -14,7 +14,7 @@
 
 use std::cmp::Ordering;
 
-use crate::event::EventType;
+use crate::event::{Answer, EventType, Survey};
 
 /// One decoded event of a log.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,6 +24,8 @@ pub struct Ev<'a> {
     /// Stage index within the deal's pipeline.
     pub stage: Option<u16>,
     pub amount: Option<f64>,
+    /// A `feedback` event's answer.
+    pub answer: Option<Answer>,
     /// The store's attribute-set key (the event's seven optional strings).
     pub attrs: u32,
     /// The store's partition index.
@@ -90,6 +92,11 @@ const HAS_STAGE: u8 = 0x08;
 const HAS_AMOUNT: u8 = 0x10;
 /// With [`HAS_AMOUNT`]: the amount is a zigzag varint of cents.
 const IN_CENTS: u8 = 0x20;
+/// A feedback answer follows the amount: one byte, the survey's bit 4 and the score.
+const HAS_ANSWER: u8 = 0x40;
+/// The event type's bits of the tag (a log holds no `spend` events).
+const KIND: u8 = 0x07;
+const NPS: u8 = 0x10;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -158,9 +165,13 @@ fn put_event(out: &mut Vec<u8>, e: &Ev, prev_at: Option<i64>, base: Option<Id>) 
     }
     // Ok: cents; Err: the amount's own bits.
     let amount = e.amount.map(|a| cents(a).ok_or(a));
+    debug_assert!(e.kind as u8 <= KIND, "a log holds deal events only");
     let mut tag = e.kind as u8;
     if e.stage.is_some() {
         tag |= HAS_STAGE;
+    }
+    if e.answer.is_some() {
+        tag |= HAS_ANSWER;
     }
     match amount {
         Some(Ok(_)) => tag |= HAS_AMOUNT | IN_CENTS,
@@ -177,6 +188,9 @@ fn put_event(out: &mut Vec<u8>, e: &Ev, prev_at: Option<i64>, base: Option<Id>) 
         Some(Ok(c)) => put_varint(out, zigzag(c)),
         Some(Err(a)) => out.extend_from_slice(&a.to_le_bytes()),
         None => {}
+    }
+    if let Some(a) = e.answer {
+        out.push(if a.survey == Survey::Nps { NPS } else { 0 } | a.score);
     }
     put_id(out, e.id, base);
 }
@@ -364,6 +378,12 @@ impl<'a> Iterator for Events<'a> {
             *p += 8;
             a
         });
+        let answer = (tag & HAS_ANSWER != 0).then(|| {
+            let byte = b[*p];
+            *p += 1;
+            let survey = if byte & NPS != 0 { Survey::Nps } else { Survey::Csat };
+            Answer { survey, score: byte & !NPS }
+        });
         let header = b[*p];
         *p += 1;
         let (shared, n) = if header < 0x80 {
@@ -376,7 +396,7 @@ impl<'a> Iterator for Events<'a> {
         if first {
             self.base = id.tail;
         }
-        Some(Ev { at, kind: EventType::ALL[usize::from(tag & 0x07)], stage, amount, attrs, part, id })
+        Some(Ev { at, kind: EventType::ALL[usize::from(tag & KIND)], stage, amount, answer, attrs, part, id })
     }
 }
 
@@ -385,7 +405,16 @@ mod tests {
     use super::*;
 
     fn ev(at: i64, id: &str) -> Ev<'_> {
-        Ev { at, kind: EventType::Activity, stage: None, amount: None, attrs: 3, part: 1, id: Id::new(id.as_bytes()) }
+        Ev {
+            at,
+            kind: EventType::Activity,
+            stage: None,
+            amount: None,
+            answer: None,
+            attrs: 3,
+            part: 1,
+            id: Id::new(id.as_bytes()),
+        }
     }
 
     fn id_of(e: &Ev) -> Vec<u8> {
@@ -400,7 +429,9 @@ mod tests {
         let mut won = ev(-5, "w");
         (won.kind, won.stage, won.amount, won.attrs, won.part) =
             (EventType::DealWon, Some(300), Some(1.5e300), 70000, 9);
-        for e in [ev(10, "b"), ev(10, "a"), ev(20, "c"), won, ev(10, "ab"), ev(i64::MAX / 2, "z")] {
+        let mut nps = ev(20, "c");
+        (nps.kind, nps.answer) = (EventType::Feedback, Some(Answer { survey: Survey::Nps, score: 10 }));
+        for e in [ev(10, "b"), ev(10, "a"), nps, won, ev(10, "ab"), ev(i64::MAX / 2, "z")] {
             log.insert(&e, &mut Vec::new());
         }
         let got: Vec<(i64, Vec<u8>)> = log.events().map(|e| (e.at, id_of(&e))).collect();
@@ -414,6 +445,7 @@ mod tests {
         assert!(log.bytes() < grown, "{} then {}", grown, log.bytes());
         assert_eq!(log.events().map(|e| (e.at, id_of(&e))).collect::<Vec<_>>(), want);
         assert_eq!(log.events().next(), Some(won));
+        assert_eq!(log.events().nth(4), Some(nps));
         assert_eq!(log.name(), "D-1");
         assert_eq!((log.first_at(), log.last_at()), (Some(-5), Some(i64::MAX / 2)));
         assert_eq!(log.remove(|e| e.at <= 10).len(), 4);

@@ -20,6 +20,7 @@ mod ids;
 mod index;
 pub(crate) mod log;
 mod shard;
+mod spend;
 mod times;
 
 use std::collections::BTreeSet;
@@ -40,6 +41,8 @@ use crate::event::{Event, EventType, Reason, Rejection};
 use ids::IdSet;
 use log::{Ev, Id, Removed};
 use shard::{Append, Deals};
+pub use spend::spend_schema;
+use spend::{Spend, SpendLog};
 use times::TimeCounts;
 
 /// A source partition: a Kafka topic/partition, a file, the generator.
@@ -208,6 +211,7 @@ pub struct FactTables {
     pub deals: RecordBatch,
     /// One batch per stage index.
     pub reached: Vec<RecordBatch>,
+    pub feedback: RecordBatch,
 }
 
 pub struct Store {
@@ -231,6 +235,8 @@ pub struct Store {
     attr_parts: Vec<[Option<u32>; DICT_COLUMNS.len()]>,
     /// Activity events by (pipeline, activity key).
     activities: TimeCounts<(u16, u32)>,
+    /// The spend events, which belong to no deal.
+    spend: SpendLog,
     pipeline_values: ArrayRef,
     stage_values: ArrayRef,
     /// Offset of each pipeline's stages in `stage_values`.
@@ -270,6 +276,7 @@ impl Store {
             attr_sets: Interner::default(),
             attr_parts: Vec::new(),
             activities: TimeCounts::default(),
+            spend: SpendLog::default(),
             pipeline_values: Arc::new(StringArray::from_iter_values(pipelines.iter().map(|p| p.id.as_str()))),
             stage_values: Arc::new(StringArray::from_iter_values(stage_ids)),
             stage_offsets: offsets,
@@ -374,6 +381,7 @@ impl Store {
         let added = self.ids.insert_all(&ids, parallel);
         let mut part_index = None;
         let mut appends = Vec::with_capacity(fresh.len());
+        let mut accepted = 0;
         for ((i, e), added) in fresh.into_iter().zip(added) {
             if !added {
                 out.push((i, Ok(Inserted::Duplicate)));
@@ -389,25 +397,33 @@ impl Store {
             {
                 self.activities.add((e.pipeline, a), e.occurred_at);
             }
+            self.max_occurred_at = self.max_occurred_at.max(Some(e.occurred_at));
+            out.push((i, Ok(Inserted::Accepted)));
+            accepted += 1;
+            if e.kind == EventType::Spend {
+                let amount = e.amount.expect("a spend event has an amount");
+                let id = e.event_id.as_bytes().into();
+                self.spend.push(Spend { at: e.occurred_at, amount, pipeline: e.pipeline, attrs, part, id });
+                continue;
+            }
             let ev = Ev {
                 at: e.occurred_at,
                 kind: e.kind,
                 stage: e.stage,
                 amount: e.amount,
+                answer: e.answer,
                 attrs,
                 part,
                 id: Id::new(e.event_id.as_bytes()),
             };
             appends.push(Append { pipeline: e.pipeline, name: &e.deal_id, ev });
-            self.max_occurred_at = self.max_occurred_at.max(Some(e.occurred_at));
-            out.push((i, Ok(Inserted::Accepted)));
         }
         if let Some(p) = part_index
             && let Some((_, rows)) = &mut self.parts[p as usize]
         {
-            *rows += appends.len();
+            *rows += accepted;
         }
-        self.rows += appends.len();
+        self.rows += accepted;
         if !appends.is_empty() {
             self.tables = None;
         }
@@ -443,7 +459,16 @@ impl Store {
         for slot in slots {
             self.remove_events(slot, |e| e.part == p);
         }
-        self.max_occurred_at = self.deals.iter().filter_map(|(_, d)| d.log.last_at()).max();
+        for s in self.spend.remove(|s| s.part == p) {
+            self.release_spend(s);
+        }
+        self.max_occurred_at = self.deals.iter().filter_map(|(_, d)| d.log.last_at()).chain(self.spend.last_at()).max();
+    }
+
+    /// Gives back what one removed spend event held.
+    fn release_spend(&mut self, s: Spend) {
+        let r = Removed { at: s.at, kind: EventType::Spend, attrs: s.attrs, part: s.part, id: s.id.into() };
+        self.release(r, s.pipeline);
     }
 
     /// Removes the events of deal `slot` that `remove` selects, releases
@@ -527,6 +552,11 @@ impl Store {
         for slot in old {
             self.remove_events(slot, |e| e.at <= cutoff);
         }
+        if self.spend.first_at().is_some_and(|f| f <= cutoff) {
+            for s in self.spend.remove(|s| s.at <= cutoff) {
+                self.release_spend(s);
+            }
+        }
         if self.rows == 0 {
             self.max_occurred_at = None;
         }
@@ -584,7 +614,8 @@ impl Store {
             strings: &strings,
         };
         let (deals, reached) = self.facts.tables(&self.pipelines, &values);
-        let t = Arc::new(FactTables { deals, reached });
+        let feedback = self.facts.feedback(&values);
+        let t = Arc::new(FactTables { deals, reached, feedback });
         self.tables = Some(t.clone());
         t
     }
@@ -595,6 +626,12 @@ impl Store {
             let names = (0..deals.end()).map(|s| Some(deals.get(s).map_or("", |d| d.log.name())));
             Arc::new(names.collect::<StringArray>())
         })
+    }
+
+    /// The `spend` table: every held spend event up to `t_ms`.
+    pub fn spend(&mut self, t_ms: i64) -> RecordBatch {
+        let strings: Vec<ArrayRef> = self.dicts.iter_mut().map(Interner::array).collect();
+        self.spend.table(t_ms, &self.pipelines, &self.pipeline_values, &self.attr_parts, &strings)
     }
 
     /// Activity events in `(start, end]` for each of `ranges`, by pipeline
@@ -655,6 +692,7 @@ impl Store {
             ("per-deal facts", self.facts.bytes()),
             ("deal slots and index", self.deals.bytes()),
             ("activity times", self.activities.bytes()),
+            ("spend events", self.spend.bytes()),
             ("dictionaries and attribute sets", dicts),
         ]
     }
@@ -734,6 +772,7 @@ mod tests {
             source: None,
             lost_reason: None,
             activity: Some("call".into()),
+            answer: None,
         }
     }
 
@@ -932,6 +971,48 @@ mod tests {
         assert_eq!(s.refresh(120).deals.num_rows(), 1, "the deal with only a later event is not a deal yet");
         assert_eq!(ids(&s.events(120)), ["now"]);
         assert_eq!(s.refresh(150).deals.num_rows(), 2, "at T = its time the later event counts");
+    }
+
+    fn spend(id: &str, at: i64, amount: f64) -> Event<'static> {
+        let mut e = event(id, "", at);
+        (e.kind, e.amount, e.activity, e.source) = (EventType::Spend, Some(amount), None, Some("ads".into()));
+        e
+    }
+
+    /// (occurred_at, amount) of the rows of the `spend` table at `t`.
+    fn spent(s: &mut Store, t: i64) -> Vec<(i64, f64)> {
+        use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+        let b = s.spend(t);
+        let at = b.column_by_name("occurred_at_ms").unwrap().as_primitive::<Int64Type>();
+        let amount = b.column_by_name("amount").unwrap().as_primitive::<Float64Type>();
+        let mut rows: Vec<(i64, f64)> = at.values().iter().copied().zip(amount.values().iter().copied()).collect();
+        rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        rows
+    }
+
+    /// Spend events belong to no deal, but are deduplicated, evicted and
+    /// dropped with their partition like every other event.
+    #[test]
+    fn spend_events_are_held_apart_from_the_deals() {
+        let mut s = store();
+        let (a, b) = (PartitionKey::new("t", 0), PartitionKey::new("t", 1));
+        s.insert(&a, &event("e1", "d", 100), None).unwrap();
+        assert_eq!(s.insert(&a, &spend("s1", 150, 9.5), None), Ok(Inserted::Accepted));
+        assert_eq!(s.insert(&b, &spend("e1", 160, 1.0), None), Ok(Inserted::Duplicate), "dedup spans types");
+        assert_eq!(s.insert(&b, &spend("s2", 900, 2.0), None), Ok(Inserted::Accepted));
+        assert_eq!(s.refresh(900).deals.num_rows(), 1, "a spend event makes no deal");
+        assert_eq!((s.stats().rows, s.stats().deals), (3, 1));
+        assert_eq!(spent(&mut s, 899), [(150, 9.5)], "the table holds spend up to T");
+        assert_eq!(spent(&mut s, 900), [(150, 9.5), (900, 2.0)]);
+        s.drop_partition(&b);
+        assert_eq!(s.max_occurred_at(), Some(150));
+        assert_eq!(spent(&mut s, 900), [(150, 9.5)]);
+        // Retention 1 s: at T = 1150 the events at or before 150 are evicted, ids and all.
+        s.refresh(1150);
+        assert_eq!(spent(&mut s, 1150), []);
+        assert_eq!((s.stats().rows, s.stats().deals), (0, 0));
+        assert_eq!(s.dicts[4].len(), 0, "the source of the evicted spend is released");
+        assert_eq!(s.insert(&a, &spend("s1", 1100, 3.0), None), Ok(Inserted::Accepted));
     }
 
     #[test]

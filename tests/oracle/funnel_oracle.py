@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Independent reference implementation ("oracle") of the metric contract, docs/metrics.md (docs/metrics.md).
+"""Independent reference implementation ("oracle") of the metric contract,
+docs/metrics.md (version 2).
 
 Usage:
     python3 funnel_oracle.py --config CONFIG.toml --events EVENTS.ndjson [--t-ms MS]
 
-Prints every crm_funnel_* business-metric sample (docs/metrics.md section 5) to
+Prints every crm_funnel_* business-metric sample (docs/metrics.md section 5,
+including the version 2 families of 5.2 spend and cost, 5.3 satisfaction and
+5.4 segments; 5.5 is not exported) to
 stdout, one per line, as `name{label="v",...} value` (labels sorted by name,
 value printed as repr(float)), and a JSON ingest summary to stderr:
 {"accepted": n, "duplicates": n, "rejected": {reason: n}}.
@@ -27,7 +30,7 @@ import tomllib
 
 MAX_LINE_BYTES = 65536
 EVENT_TYPES = ("deal_created", "stage_changed", "deal_won", "deal_lost",
-               "deal_reopened", "deal_updated", "activity")
+               "deal_reopened", "deal_updated", "activity", "feedback", "spend")
 STAGE_BEARING = ("deal_created", "stage_changed", "deal_won", "deal_reopened")
 STAGE_REQUIRED = ("deal_created", "stage_changed", "deal_reopened")
 ATTRIBUTES = ("amount", "currency", "owner", "team", "region", "source")
@@ -35,7 +38,14 @@ BUCKETS_S = (3600, 14400, 43200, 86400, 172800, 259200, 604800, 1209600,
              2592000, 5184000, 7776000, 15552000)
 QUANTILES = (("0.5", 1, 2), ("0.9", 9, 10))  # label, numerator, denominator
 TOP_N = 20
-I64_MIN, I64_MAX = -(2 ** 63), 2 ** 63 - 1
+EPOCH_MS_LIMIT = 2 ** 53     # integer occurred_at in -2^53 ... 2^53, bounds included (§7)
+DIMENSIONS = ("source", "team", "region", "owner")
+DEFAULT_BREAKDOWN_LIMIT = 20
+SPECIAL_SEGMENTS = ("other", "unspecified")
+SURVEY_RANGE = {"csat": (1, 5), "nps": (0, 10)}
+SCORE_BUCKETS = tuple(range(11))  # le = "0" ... "10", then "+Inf"
+BANDS = (("csat", "dissatisfied"), ("csat", "neutral"), ("csat", "satisfied"),
+         ("nps", "detractor"), ("nps", "passive"), ("nps", "promoter"))
 
 DEFAULT_WINDOWS = ["1d", "7d", "30d", "90d"]
 DEFAULT_PIPELINE = {
@@ -96,9 +106,12 @@ def days_in_month(y, m):
     return 30 if m in (4, 6, 9, 11) else 31
 
 
+# RFC 3339 section 5.6 (§7 "Timestamps"): "T"/"t" between date and time (a
+# space is not accepted), "Z"/"z" or a numeric offset, ASCII digits only
+# ([0-9], not \d, which would match other Unicode digits).
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(Z|[+-]\d{2}:\d{2})")
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 
 
 def parse_rfc3339(text):
@@ -107,6 +120,8 @@ def parse_rfc3339(text):
     if not m:
         return None
     y, mo, d, hh, mi, ss = (int(g) for g in m.groups()[:6])
+    if y < 1:  # year 0000 is outside 0001-9999 (§7)
+        return None
     if not (1 <= mo <= 12 and 1 <= d <= days_in_month(y, mo)):
         return None
     if hh > 23 or mi > 59 or ss > 59:  # leap second 60 not accepted
@@ -114,7 +129,7 @@ def parse_rfc3339(text):
     frac = m.group(7) or ""
     millis = int((frac + "000")[:3])
     offset_ms = 0
-    if m.group(8) != "Z":
+    if m.group(8) not in ("Z", "z"):
         oh, om = int(m.group(8)[1:3]), int(m.group(8)[4:6])
         if oh > 23 or om > 59:
             return None
@@ -158,6 +173,55 @@ class Config:
         for spec in specs:
             p = Pipeline(spec)
             self.pipelines[p.id] = p
+        self._breakdowns(data)
+
+    def _breakdowns(self, data):
+        """§2 / §5.4 / §7 "Segment values". Every error names its key."""
+        dims = data.get("breakdowns", list(DIMENSIONS))
+        if not isinstance(dims, list) or \
+                not all(isinstance(k, str) for k in dims):
+            raise ValueError("breakdowns: must be a list of dimension names")
+        for k in dims:
+            if k not in DIMENSIONS:
+                raise ValueError(f"breakdowns: unknown dimension {k!r} "
+                                 f"(known: {', '.join(DIMENSIONS)})")
+        if len(set(dims)) != len(dims):
+            raise ValueError("breakdowns: a dimension is listed twice")
+        self.breakdowns = list(dims)
+
+        limit = data.get("breakdown_limit", DEFAULT_BREAKDOWN_LIMIT)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"breakdown_limit: must be an integer >= 1, "
+                             f"not {limit!r}")
+        self.breakdown_limit = limit
+
+        fixed = data.get("breakdown_segments", {})
+        if not isinstance(fixed, dict):
+            raise ValueError("breakdown_segments: must be a table "
+                             "(dimension = [values])")
+        self.breakdown_segments = {}
+        for k, values in fixed.items():
+            where = f"breakdown_segments.{k}"
+            if k not in DIMENSIONS:
+                raise ValueError(f"{where}: unknown dimension {k!r}")
+            if k not in self.breakdowns:
+                raise ValueError(f"{where}: dimension {k!r} is not in "
+                                 f"breakdowns")
+            if not isinstance(values, list) or \
+                    not all(isinstance(v, str) for v in values):
+                raise ValueError(f"{where}: must be a list of strings")
+            for v in values:
+                if v in SPECIAL_SEGMENTS:
+                    raise ValueError(f"{where}: {v!r} is not a segment value "
+                                     f"(it stands for a group of values)")
+                if v == "":
+                    # Reading: "" is "no value" (§7), i.e. `unspecified`; a
+                    # fixed segment "" could never hold anything.
+                    raise ValueError(f"{where}: the empty string is not a "
+                                     f"segment value (it is unspecified)")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{where}: a value is listed twice")
+            self.breakdown_segments[k] = list(values)
 
 
 def load_config(path):
@@ -207,6 +271,17 @@ def _has_surrogate(value):
     return False
 
 
+def _no_repeated_keys(pairs):
+    """A repeated key in any object at any depth is invalid_json (§7). Keys
+    are compared after unescaping ("a" and "\\u0061" are the same key)."""
+    obj = {}
+    for k, v in pairs:
+        if k in obj:
+            raise ValueError(f"repeated key {k!r}")
+        obj[k] = v
+    return obj
+
+
 def decode(raw):
     """bytes of one line -> dict, or raise Reject."""
     if len(raw) > MAX_LINE_BYTES:
@@ -217,7 +292,8 @@ def decode(raw):
         raise Reject("invalid_utf8")
     try:
         obj = json.loads(text, parse_constant=_bad_constant,
-                         parse_float=_checked_float, parse_int=_checked_int)
+                         parse_float=_checked_float, parse_int=_checked_int,
+                         object_pairs_hook=_no_repeated_keys)
     except ValueError:
         raise Reject("invalid_json")
     if not isinstance(obj, dict) or _has_surrogate(obj):
@@ -234,16 +310,35 @@ def _get(obj, key):
     return obj.get(key)
 
 
+def _string_field(obj, key, ev, max_bytes, min_bytes=1):
+    """A required string field: missing_field when absent or null."""
+    v = _get(obj, key)
+    if v is None:
+        raise Reject("missing_field")
+    if not isinstance(v, str) or not min_bytes <= _nbytes(v) <= max_bytes:
+        raise Reject("invalid_field")
+    ev[key] = v
+
+
+def _amount(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise Reject("invalid_field")
+    if not math.isfinite(v) or v < 0:
+        raise Reject("invalid_field")
+    return v
+
+
 def validate(obj, cfg):
-    """Checks 4-8 of the brief. Returns a normalized event dict or raises."""
+    """The checks of §1 in the order of §7. Returns a normalized event dict
+    or raises Reject."""
     ev = {}
-    for key in ("event_id", "deal_id"):
-        v = _get(obj, key)
-        if v is None:
-            raise Reject("missing_field")
-        if not isinstance(v, str) or not 1 <= _nbytes(v) <= 128:
-            raise Reject("invalid_field")
-        ev[key] = v
+    _string_field(obj, "event_id", ev, 128)
+    # deal_id comes before type, but is not read on a spend event: peek at
+    # whether type is the string "spend" (any other value, also a non-string,
+    # has its deal_id checked; the type itself is validated next).
+    is_spend = _get(obj, "type") == "spend"
+    if not is_spend:
+        _string_field(obj, "deal_id", ev, 128)
     v = _get(obj, "type")
     if v is None:
         raise Reject("missing_field")
@@ -256,7 +351,7 @@ def validate(obj, cfg):
     if isinstance(v, bool):
         raise Reject("invalid_field")
     if isinstance(v, int):
-        if not I64_MIN <= v <= I64_MAX:
+        if not -EPOCH_MS_LIMIT <= v <= EPOCH_MS_LIMIT:
             raise Reject("invalid_field")
         ev["t"] = v
     elif isinstance(v, str):
@@ -281,6 +376,7 @@ def validate(obj, cfg):
     ev["pipeline"] = v
     pipe = cfg.pipelines[v]
 
+    # stage is read on the stage-bearing types only (ignored elsewhere, §7).
     v = _get(obj, "stage")
     if etype in STAGE_REQUIRED:
         if v is None:
@@ -300,22 +396,38 @@ def validate(obj, cfg):
                 raise Reject("invalid_field")
         ev["stage"] = pipe.won
 
-    # The field a type requires comes before the optional fields; a field a
-    # type does not use (activity, lost_reason) is ignored, not validated (§7).
+    # The fields a type requires come before the optional fields; a field a
+    # type does not use (activity, lost_reason, survey, score) is ignored,
+    # not validated (§7).
     if etype == "activity":
-        v = _get(obj, "activity")
+        _string_field(obj, "activity", ev, 64)
+    elif etype == "spend":
+        v = _get(obj, "amount")
         if v is None:
             raise Reject("missing_field")
-        if not isinstance(v, str) or not 1 <= _nbytes(v) <= 64:
+        ev["amount"] = _amount(v)
+    elif etype == "feedback":
+        v = _get(obj, "survey")
+        if v is None:
+            raise Reject("missing_field")
+        if not isinstance(v, str) or v not in SURVEY_RANGE:
             raise Reject("invalid_field")
-        ev["activity"] = v
-    v = _get(obj, "amount")
-    if v is not None:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        ev["survey"] = v
+        v = _get(obj, "score")
+        if v is None:
+            raise Reject("missing_field")
+        # a JSON integer: not 4.0 (a float), not true (a bool is an int here)
+        if isinstance(v, bool) or not isinstance(v, int):
             raise Reject("invalid_field")
-        if not math.isfinite(v) or v < 0:
+        lo, hi = SURVEY_RANGE[ev["survey"]]
+        if not lo <= v <= hi:
             raise Reject("invalid_field")
-        ev["amount"] = v
+        ev["score"] = v
+
+    if etype != "spend":
+        v = _get(obj, "amount")
+        if v is not None:
+            ev["amount"] = _amount(v)
     v = _get(obj, "currency")
     if v is not None:
         if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z]{3}", v):
@@ -373,6 +485,11 @@ class Store:
 # ---------------------------------------------------------------------------
 
 class Deal:
+    """One deal: its accepted events with one (pipeline, deal_id), spend
+    events excepted (they carry no deal_id here, see validate). A feedback
+    event is one of the deal's events: it can create a deal (one with no
+    stage, never open), and its attributes count like any other event's."""
+
     def __init__(self, pipe, events, T):
         n = len(pipe.stage_ids)
         events = sorted(events, key=lambda e: (e["t"], e["event_id"].encode()))
@@ -383,6 +500,7 @@ class Deal:
         self.lost_at = None
         self.lost_reason = None
         self.attrs = {}
+        self.feedback = []         # (occurred_at, survey, score), every response
         for e in events:
             if e["type"] in STAGE_BEARING:
                 s = e["stage"]
@@ -394,6 +512,8 @@ class Deal:
                 self.state = "lost"
                 self.lost_at = e["t"]
                 self.lost_reason = e.get("lost_reason") or "unspecified"
+            elif e["type"] == "feedback":
+                self.feedback.append((e["t"], e["survey"], e["score"]))
             for key in ATTRIBUTES:
                 if key in e:
                     self.attrs[key] = e[key]
@@ -435,6 +555,44 @@ def top_n(counts):
     return kept
 
 
+def band(survey, score):
+    """§5.4 bands: csat 4-5 satisfied, 3 neutral, 1-2 dissatisfied;
+    nps 9-10 promoter, 7-8 passive, 0-6 detractor."""
+    if survey == "csat":
+        return "satisfied" if score >= 4 else "neutral" if score == 3 \
+            else "dissatisfied"
+    return "promoter" if score >= 9 else "passive" if score >= 7 \
+        else "detractor"
+
+
+def ranked_segments(deals, k, limit):
+    """The top-`limit` values of attribute k at T over `deals` (by number of
+    deals, ties by value byte-wise). "", "other" and "unspecified" are never
+    ranked (§7)."""
+    counts = {}
+    for d in deals:
+        v = d.attrs.get(k)
+        if v is None or v == "" or v in SPECIAL_SEGMENTS:
+            continue
+        counts[v] = counts.get(v, 0) + 1
+    order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].encode()))
+    return [v for v, _ in order[:limit]]
+
+
+def segment_of(value, listed):
+    """The segment of an attribute value (a str, or None when absent)."""
+    if value is None or value == "" or value == "unspecified":
+        return "unspecified"
+    if value in listed:        # never "other"/"unspecified" (config, ranking)
+        return value
+    return "other"             # also the literal value "other"
+
+
+def _segment_order(seg):
+    return (seg in SPECIAL_SEGMENTS, SPECIAL_SEGMENTS.index(seg)
+            if seg in SPECIAL_SEGMENTS else 0, seg.encode())
+
+
 def evaluate(cfg, events, T):
     """Returns a list of (name, labels dict, value)."""
     out = []
@@ -442,13 +600,13 @@ def evaluate(cfg, events, T):
     def emit(name, labels, value):
         out.append((name, labels, value))
 
-    def histogram(name, labels, durations_s):
-        for le in BUCKETS_S:
+    def histogram(name, labels, values, bounds=BUCKETS_S):
+        for le in bounds:
             emit(name + "_bucket", dict(labels, le=str(le)),
-                 sum(1 for d in durations_s if d <= le))
-        emit(name + "_bucket", dict(labels, le="+Inf"), len(durations_s))
-        emit(name + "_sum", labels, math.fsum(durations_s))
-        emit(name + "_count", labels, len(durations_s))
+                 sum(1 for d in values if d <= le))
+        emit(name + "_bucket", dict(labels, le="+Inf"), len(values))
+        emit(name + "_sum", labels, math.fsum(values))
+        emit(name + "_count", labels, len(values))
 
     def quantiles(name, labels, durations_s):
         if durations_s:
@@ -457,6 +615,38 @@ def evaluate(cfg, events, T):
                 emit(name, dict(labels, quantile=label),
                      nearest_rank(values, num, den))
 
+    def acquisition(prefix, base, spent, n_new, n_won):
+        """§5.2: a spend series per currency that occurs; the two costs
+        where their denominator is > 0."""
+        for cur, total in sorted(spent.items()):
+            lab = dict(base, currency=cur)
+            emit(prefix + "acquisition_spend", lab, total)
+            if n_new > 0:
+                emit(prefix + "cost_per_lead", lab, total / n_new)
+            if n_won > 0:
+                emit(prefix + "customer_acquisition_cost", lab, total / n_won)
+
+    def satisfaction_ratios(prefix, base, counts):
+        """§5.3 ratios from band counts {(survey, band): n}."""
+        csat = sum(c for (s, _), c in counts.items() if s == "csat")
+        if csat > 0:
+            emit(prefix + "csat_ratio", base,
+                 counts[("csat", "satisfied")] / csat)
+        nps = sum(c for (s, _), c in counts.items() if s == "nps")
+        if nps > 0:
+            emit(prefix + "net_promoter_score", base,
+                 100 * (counts[("nps", "promoter")]
+                        - counts[("nps", "detractor")]) / nps)
+
+    def spend_by_currency(spends, lo, pipe):
+        """S(p, W, c) over the given spend events with occurred_at in (lo, T]."""
+        amounts = {}
+        for e in spends:
+            if lo < e["t"] <= T:
+                cur = e.get("currency", pipe.currency)   # §7 "Spend currency"
+                amounts.setdefault(cur, []).append(e["amount"])
+        return {cur: math.fsum(v) for cur, v in amounts.items()}
+
     used = [e for e in events if T - cfg.retention_ms < e["t"] <= T]
 
     for pid, pipe in cfg.pipelines.items():
@@ -464,9 +654,14 @@ def evaluate(cfg, events, T):
         n = len(stages)
         pevents = [e for e in used if e["pipeline"] == pid]
         by_deal = {}
+        spends = []
         for e in pevents:
-            by_deal.setdefault(e["deal_id"], []).append(e)
+            if e["type"] == "spend":
+                spends.append(e)           # belongs to no deal (§1, §4)
+            else:
+                by_deal.setdefault(e["deal_id"], []).append(e)
         deals = [Deal(pipe, evs, T) for _, evs in sorted(by_deal.items())]
+        feedback = [e for e in pevents if e["type"] == "feedback"]
 
         for wlabel, wms in cfg.windows:
             def in_w(t):
@@ -517,6 +712,21 @@ def evaluate(cfg, events, T):
             for kind, c in sorted(top_n(kinds).items()):
                 emit("crm_funnel_activities", dict(base, activity=kind), c)
 
+            # §5.2: N(p, W) = cohort_deals of the first stage = #{d: C(d) in W}.
+            acquisition("crm_funnel_", base, spend_by_currency(spends, T - wms, pipe),
+                        cohort[0], won)
+
+            # §5.3: every response counts (also several from one deal).
+            counts = dict.fromkeys(BANDS, 0)
+            for survey in ("csat", "nps"):
+                scores = [e["score"] for e in feedback
+                          if e["survey"] == survey and in_w(e["t"])]
+                histogram("crm_funnel_feedback_score", dict(base, survey=survey),
+                          scores, SCORE_BUCKETS)
+                for s in scores:
+                    counts[(survey, band(survey, s))] += 1
+            satisfaction_ratios("crm_funnel_", base, counts)
+
         open_deals = [d for d in deals if d.state == "open"]
         amounts = {}
         for d in open_deals:
@@ -534,6 +744,94 @@ def evaluate(cfg, events, T):
             emit("crm_funnel_open_amount",
                  {"pipeline": pid, "funnel_stage": stages[i], "currency": cur},
                  math.fsum(values))
+
+        # §5.4 segments.
+        #
+        # Retention: "a deal counts under its attribute at T" and "the deals
+        # ranked for top-N are the deals of the pipeline with at least one
+        # accepted event at or before T" are read over the same event set as
+        # every other number: the accepted events with occurred_at in
+        # (T - retention, T]. A deal all of whose events are at or before
+        # T - retention has been evicted from the store: it is no deal at T,
+        # is not ranked and falls in no segment. A deal whose older events
+        # were evicted has the attributes its remaining events carry (e.g. a
+        # source set only on an evicted deal_created is gone: unspecified).
+        # Every deal with an event in that set counts, also one with no
+        # stage-bearing event (only deal_updated, activity or feedback).
+        # Spend events: those of the same set (any window) decide whether the
+        # `other` / `unspecified` segments exist.
+        for k in cfg.breakdowns:
+            fixed = cfg.breakdown_segments.get(k)
+            listed = fixed if fixed is not None else \
+                ranked_segments(deals, k, cfg.breakdown_limit)
+            listed_set = set(listed)
+            seg_deals = {s: [] for s in listed}
+            seg_spends = {s: [] for s in listed}
+            for d in deals:
+                seg_deals.setdefault(segment_of(d.attrs.get(k), listed_set),
+                                     []).append(d)
+            for e in spends:
+                seg_spends.setdefault(segment_of(e.get(k), listed_set),
+                                      []).append(e)
+            # listed segments always; other/unspecified once a deal or a
+            # spend event falls in them (setdefault created them then).
+            for seg in sorted(set(seg_deals) | set(seg_spends),
+                              key=_segment_order):
+                sdeals = seg_deals.get(seg, [])
+                sspends = seg_spends.get(seg, [])
+                sbase = {"pipeline": pid, "dimension": k, "segment": seg}
+                for wlabel, wms in cfg.windows:
+                    lo = T - wms
+                    entries, cohort = [0] * n, [0] * n
+                    ttc, lost = [], 0
+                    counts = dict.fromkeys(BANDS, 0)
+                    for d in sdeals:
+                        R = d.R
+                        for i in range(n):
+                            if R[i] is not None and lo < R[i] <= T:
+                                entries[i] += 1
+                        if d.C is not None and lo < d.C <= T:
+                            for i in range(n):
+                                if R[i] is not None and R[i] <= T:
+                                    cohort[i] += 1
+                        rw = R[pipe.won]
+                        if rw is not None and lo < rw <= T:
+                            ttc.append((rw - d.C) / 1000)
+                        if d.state == "lost" and lo < d.lost_at <= T:
+                            lost += 1
+                        for t, survey, score in d.feedback:
+                            if lo < t <= T:
+                                counts[(survey, band(survey, score))] += 1
+                    won = len(ttc)
+                    wbase = dict(sbase, window=wlabel)
+                    for i in range(n):
+                        lab = dict(wbase, funnel_stage=stages[i])
+                        emit("crm_funnel_segment_stage_entries", lab, entries[i])
+                        emit("crm_funnel_segment_cohort_deals", lab, cohort[i])
+                    emit("crm_funnel_segment_won_deals", wbase, won)
+                    emit("crm_funnel_segment_lost_deals", wbase, lost)
+                    if won + lost > 0:
+                        emit("crm_funnel_segment_win_rate_ratio", wbase,
+                             won / (won + lost))
+                    quantiles("crm_funnel_segment_time_to_close_quantile_seconds",
+                              wbase, ttc)
+                    acquisition("crm_funnel_segment_", wbase,
+                                spend_by_currency(sspends, lo, pipe),
+                                cohort[0], won)
+                    for (survey, b) in BANDS:
+                        emit("crm_funnel_segment_feedback_responses",
+                             dict(wbase, survey=survey, band=b),
+                             counts[(survey, b)])
+                    satisfaction_ratios("crm_funnel_segment_", wbase, counts)
+                sopen = [d for d in sdeals if d.state == "open"]
+                emit("crm_funnel_segment_open_deals", sbase, len(sopen))
+                amounts = {}
+                for d in sopen:
+                    amounts.setdefault(d.currency, []).append(
+                        d.attrs.get("amount", 0))
+                for cur, values in sorted(amounts.items()):
+                    emit("crm_funnel_segment_open_amount",
+                         dict(sbase, currency=cur), math.fsum(values))
 
     emit("crm_funnel_evaluation_timestamp_seconds", {}, T / 1000)
     return out
@@ -555,13 +853,14 @@ def format_sample(name, labels, value):
 
 
 def read_lines(path):
-    """Lines as bytes without the trailing newline; empty lines skipped."""
+    """Lines as bytes without the trailing newline; empty and whitespace-only
+    lines skipped (§7 "JSON shape"). Whitespace is JSON's: space, tab, CR."""
     with open(path, "rb") as f:
         data = f.read()
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return [line for line in lines if line != b""]
+    return [line for line in lines if line.strip(b" \t\r") != b""]
 
 
 def run(cfg, lines, t_ms=None, now_ms=None):

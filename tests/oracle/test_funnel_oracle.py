@@ -1,4 +1,6 @@
-"""Hand-checked tests of the oracle (funnel_oracle.py) against docs/metrics.md.
+"""Hand-checked tests of the oracle (funnel_oracle.py) against docs/metrics.md
+(version 2: spend and cost §5.2, satisfaction §5.3, segments §5.4, the
+readings of §7).
 
 Run: python3 -m unittest discover -s /work/main/tests/oracle -v
 
@@ -68,6 +70,46 @@ stages = [
 
 def cfg_p():
     return fo.Config(tomllib.loads(CONFIG_P))
+
+
+def cfg_with(top="", tables=""):
+    """CONFIG_P with top-level keys before it and TOML tables after it."""
+    return fo.Config(tomllib.loads(top + CONFIG_P + tables))
+
+
+def spend_line(eid, t, amount, pipeline="p", **fields):
+    """A spend event: no deal_id unless given in fields."""
+    obj = {"event_id": eid, "type": "spend", "occurred_at": t, "amount": amount}
+    if pipeline is not None:
+        obj["pipeline"] = pipeline
+    obj.update(fields)
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
+class MetricsCase(unittest.TestCase):
+    """Runs EVENTS with CONFIG at t_ms=T (windows 1d = (9d,10d],
+    7d = (3d,10d], 30d = (-20d,10d]; retention 30d keeps (-20d,10d])."""
+    EVENTS = []
+    TOP, TABLES = "", ""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.samples, cls.store = fo.run(cfg_with(cls.TOP, cls.TABLES), cls.EVENTS,
+                                        t_ms=T, now_ms=lambda: NOW)
+        cls.m = as_dict(cls.samples)
+
+    def get(self, name, **labels):
+        return self.m[key(name, pipeline="p", **labels)]
+
+    def absent(self, name, **labels):
+        self.assertNotIn(key(name, pipeline="p", **labels), self.m)
+
+    def segments(self, dimension):
+        """The existing segments of a dimension, from segment_open_deals
+        (one series per existing segment)."""
+        return {labels["segment"] for name, labels, _ in self.samples
+                if name == "crm_funnel_segment_open_deals"
+                and labels["dimension"] == dimension}
 
 
 # Scenario (T = day 10; windows 1d = (9d,10d], 7d = (3d,10d], 30d = (-20d,10d]):
@@ -340,6 +382,518 @@ class OverrideAndEdgeTest(unittest.TestCase):
                                funnel_stage="negotiation", window="1d")], 1)
 
 
+# §5.2 scenario (pipeline p, currency USD; breakdowns = ["source"], limit 20):
+#   n1: created a @8d (ads), won @8d12h          C = 8d
+#   n2: created a @5d (ads, amount 40)           C = 5d, open at a
+#   n3: created a @-5d (fair), won @6d           C = -5d
+#   n4: created b @8d (no source)                C = R(a) = 8d, open at b
+#   n5: created a @9d6h (ads)                    C = 9d6h, open at a
+#   spend (currency: the event's, else USD):
+#     s-old @-25d 9 ads     arrives first (not too_old), outside retention at T
+#     s1 @9d20h 100 ads USD  s2 @4d 50.5 ads EUR    s3 @-2d 30 fair USD
+#     s4 @9d1h 20 (no source) USD                   s5 @2d 7 "tv" "usd", deal_id "ghost"
+#     s7 @9d2h 0 fair USD, deal_id "n2" (not n2's event), stage "zz" (ignored)
+#   duplicates: a spend reusing "n1-c", a deal event reusing "s1".
+SPEND_EVENTS = [
+    spend_line("s-old", at(-25), 9, source="ads"),
+    line("n1-c", "n1", "deal_created", at(8), stage="a", source="ads"),
+    line("n1-w", "n1", "deal_won", at(8, 12)),
+    line("n2-c", "n2", "deal_created", at(5), stage="a", source="ads", amount=40),
+    line("n3-c", "n3", "deal_created", at(-5), stage="a", source="fair"),
+    line("n3-w", "n3", "deal_won", at(6)),
+    line("n4-c", "n4", "deal_created", at(8), stage="b"),
+    line("n5-c", "n5", "deal_created", at(9, 6), stage="a", source="ads"),
+    spend_line("s1", at(9, 20), 100, source="ads"),
+    spend_line("s2", at(4), 50.5, source="ads", currency="EUR"),
+    spend_line("s3", at(-2), 30, source="fair", currency="USD"),
+    spend_line("s4", at(9, 1), 20),
+    spend_line("s5", at(2), 7, source="tv", currency="usd", deal_id="ghost"),
+    spend_line("s7", at(9, 2), 0, source="fair", deal_id="n2", stage="zz"),
+    spend_line("n1-c", at(9), 1000, source="ads"),
+    line("s1", "n6", "deal_created", at(9), stage="a", source="x"),
+]
+
+
+class SpendTest(MetricsCase):
+    EVENTS = SPEND_EVENTS
+    TOP = 'breakdowns = ["source"]\n'
+
+    def test_summary(self):
+        # 7 deal events (n1 2, n2 1, n3 2, n4 1, n5 1) + 7 spend events (s-old,
+        # s1..s5, s7) accepted; the two reused ids are duplicates
+        self.assertEqual(self.store.summary(),
+                         {"accepted": 14, "duplicates": 2, "rejected": {}})
+
+    def test_pipeline_spend(self):
+        s = "crm_funnel_acquisition_spend"
+        # 1d (9d,10d]: s1 100 + s4 20 + s7 0 (USD); s-old is outside retention
+        self.assertEqual(self.get(s, window="1d", currency="USD"), 120.0)
+        self.absent(s, window="1d", currency="EUR")           # s2 is at 4d
+        # 7d (3d,10d]: USD 120 (s3 at -2d is outside), EUR s2 50.5
+        self.assertEqual(self.get(s, window="7d", currency="USD"), 120.0)
+        self.assertEqual(self.get(s, window="7d", currency="EUR"), 50.5)
+        self.absent(s, window="7d", currency="usd")           # s5 is at 2d
+        # 30d: USD 100+20+30+0 = 150, EUR 50.5, "usd" (kept as written) 7
+        self.assertEqual(self.get(s, window="30d", currency="USD"), 150.0)
+        self.assertEqual(self.get(s, window="30d", currency="EUR"), 50.5)
+        self.assertEqual(self.get(s, window="30d", currency="usd"), 7.0)
+        self.assertEqual(len([k for k in self.m if k.startswith(s + "{")]), 6)
+
+    def test_cost_per_lead_and_cac(self):
+        cpl = "crm_funnel_cost_per_lead"
+        cac = "crm_funnel_customer_acquisition_cost"
+        # N = #{d: C(d) in W}: 1d n5 = 1; 7d n1 n2 n4 n5 = 4; 30d + n3 = 5
+        # won: 1d none; 7d n1 (8d12h) n3 (6d) = 2; 30d 2
+        self.assertEqual(self.get("crm_funnel_cohort_deals", window="7d", funnel_stage="a"), 4)
+        self.assertEqual(self.get(cpl, window="1d", currency="USD"), 120.0)   # 120 / 1
+        self.absent(cac, window="1d", currency="USD")                         # won = 0
+        self.assertEqual(self.get(cpl, window="7d", currency="USD"), 30.0)    # 120 / 4
+        self.assertEqual(self.get(cpl, window="7d", currency="EUR"), 12.625)  # 50.5 / 4
+        self.assertEqual(self.get(cac, window="7d", currency="USD"), 60.0)    # 120 / 2
+        self.assertEqual(self.get(cac, window="7d", currency="EUR"), 25.25)   # 50.5 / 2
+        self.assertEqual(self.get(cpl, window="30d", currency="USD"), 30.0)   # 150 / 5
+        self.assertEqual(self.get(cpl, window="30d", currency="EUR"), 50.5 / 5)
+        self.assertEqual(self.get(cpl, window="30d", currency="usd"), 7 / 5)
+        self.assertEqual(self.get(cac, window="30d", currency="USD"), 75.0)   # 150 / 2
+        self.assertEqual(self.get(cac, window="30d", currency="usd"), 3.5)    # 7 / 2
+        self.absent(cpl, window="1d", currency="EUR")      # no spend series, no cost
+
+    def test_spend_belongs_to_no_deal(self):
+        # s5's deal_id "ghost" made no deal: "tv" is carried by no deal, so it is
+        # not ranked and s5 falls in `other`; s7 did not make n2's source
+        # "fair" (ads keeps n1 n2 n5) nor its amount 0 (open amount a = 40).
+        self.assertEqual(self.segments("source"), {"ads", "fair", "other", "unspecified"})
+        self.assertEqual(self.get("crm_funnel_open_amount", funnel_stage="a", currency="USD"),
+                         40.0)                                  # n2 40 + n5 none
+        self.assertEqual(self.get("crm_funnel_open_deals", funnel_stage="a"), 2)
+        self.assertEqual(self.get("crm_funnel_stage_entries", window="30d", funnel_stage="a"),
+                         5)                                     # n1..n5; no ghost, no n6
+
+    def test_segment_spend(self):
+        s = "crm_funnel_segment_acquisition_spend"
+        cpl = "crm_funnel_segment_cost_per_lead"
+        cac = "crm_funnel_segment_customer_acquisition_cost"
+        ads = dict(dimension="source", segment="ads")
+        # ads: deals n1 n2 n5; spend s1 (USD 100 @9d20h), s2 (EUR 50.5 @4d)
+        # 1d: N = n5 = 1, won 0
+        self.assertEqual(self.get(s, window="1d", currency="USD", **ads), 100.0)
+        self.assertEqual(self.get(cpl, window="1d", currency="USD", **ads), 100.0)
+        self.absent(cac, window="1d", currency="USD", **ads)
+        # 7d: N = n1 n2 n5 = 3, won n1 = 1
+        self.assertEqual(self.get(cpl, window="7d", currency="USD", **ads), 100 / 3)
+        self.assertEqual(self.get(cpl, window="7d", currency="EUR", **ads), 50.5 / 3)
+        self.assertEqual(self.get(cac, window="7d", currency="USD", **ads), 100.0)
+        self.assertEqual(self.get(cac, window="7d", currency="EUR", **ads), 50.5)
+        fair = dict(dimension="source", segment="fair")
+        # fair: deal n3 (C -5d, won 6d); spend s3 (USD 30 @-2d), s7 (USD 0 @9d2h)
+        self.assertEqual(self.get(s, window="1d", currency="USD", **fair), 0.0)  # s7: exists
+        self.absent(cpl, window="1d", currency="USD", **fair)                    # N 0
+        self.absent(cac, window="1d", currency="USD", **fair)                    # won 0
+        self.assertEqual(self.get(cac, window="7d", currency="USD", **fair), 0.0)  # 0 / 1
+        self.absent(cpl, window="7d", currency="USD", **fair)
+        self.assertEqual(self.get(s, window="30d", currency="USD", **fair), 30.0)
+        self.assertEqual(self.get(cpl, window="30d", currency="USD", **fair), 30.0)  # 30 / 1
+        self.assertEqual(self.get(cac, window="30d", currency="USD", **fair), 30.0)  # 30 / 1
+        # other: only s5 ("tv", "usd" 7 @2d); no deals
+        other = dict(dimension="source", segment="other")
+        self.assertEqual(self.get(s, window="30d", currency="usd", **other), 7.0)
+        self.absent(s, window="7d", currency="usd", **other)
+        self.absent(cpl, window="30d", currency="usd", **other)
+        self.absent(cac, window="30d", currency="usd", **other)
+        self.assertEqual(self.get("crm_funnel_segment_stage_entries", window="30d",
+                                  funnel_stage="a", **other), 0)   # zero-filled
+        self.assertEqual(self.get("crm_funnel_segment_open_deals", **other), 0)
+        # unspecified: deal n4 (no source, C 8d, open at b), spend s4 (USD 20 @9d1h)
+        un = dict(dimension="source", segment="unspecified")
+        self.assertEqual(self.get(s, window="1d", currency="USD", **un), 20.0)
+        self.absent(cpl, window="1d", currency="USD", **un)                # N 0
+        self.assertEqual(self.get(cpl, window="7d", currency="USD", **un), 20.0)  # 20 / 1
+        self.absent(cac, window="7d", currency="USD", **un)                # won 0
+        # the segments add up to the pipeline: 30d USD ads 100 + fair 30 + unspecified 20
+        total = sum(v for k, v in self.m.items()
+                    if k.startswith(s + "{") and 'currency="USD"' in k and 'window="30d"' in k)
+        self.assertEqual(total, 150.0)
+
+    def test_segment_open(self):
+        o, am = "crm_funnel_segment_open_deals", "crm_funnel_segment_open_amount"
+        # ads: n2 (a, 40) and n5 (a, none) open, n1 won
+        self.assertEqual(self.get(o, dimension="source", segment="ads"), 2)
+        self.assertEqual(self.get(am, dimension="source", segment="ads", currency="USD"), 40.0)
+        # fair: n3 won -> 0 open, no amount series
+        self.assertEqual(self.get(o, dimension="source", segment="fair"), 0)
+        self.absent(am, dimension="source", segment="fair", currency="USD")
+        # unspecified: n4 open without an amount: the series exists at 0
+        self.assertEqual(self.get(am, dimension="source", segment="unspecified",
+                                  currency="USD"), 0.0)
+
+    def test_no_deal_in_window_but_spend(self):
+        # At T' = 9d3h: 1d = (8d3h, 9d3h]. No deal entered (n1, n4 at 8d; n5 later),
+        # n1 was won at 8d12h, spend s4 20 + s7 0 USD: CAC 20 / 1, no cost per lead.
+        m = as_dict(fo.run(cfg_with(self.TOP), SPEND_EVENTS, t_ms=at(9, 3),
+                           now_ms=lambda: NOW)[0])
+        lab = dict(pipeline="p", window="1d", currency="USD")
+        self.assertEqual(m[key("crm_funnel_acquisition_spend", **lab)], 20.0)
+        self.assertEqual(m[key("crm_funnel_customer_acquisition_cost", **lab)], 20.0)
+        self.assertNotIn(key("crm_funnel_cost_per_lead", **lab), m)
+
+
+# §5.3 / §5.4 feedback scenario (breakdowns = ["team"]):
+#   f1 (team red): created a @1d; csat 1 @-10d, nps 8 @5d, nps 9 @5d1h,
+#                  csat 3 @9d12h, csat 4 @9d13h, nps 6 @9d14h, nps 7 @9d15h
+#   f2 (feedback only, team blue): nps 10 @9d20h, csat 2 @9d21h, csat 5 @9d23h
+#   f3: created a @2d team red; nps 0 @9d22h carrying team blue -> blue at T
+#   f4, f5: rejected (score 4.0; nps 11) and make no deal
+FEEDBACK_EVENTS = [
+    line("f1-c", "f1", "deal_created", at(1), stage="a", team="red"),
+    line("f1-q1", "f1", "feedback", at(-10), survey="csat", score=1),
+    line("f1-q2", "f1", "feedback", at(5), survey="nps", score=8),
+    line("f1-q3", "f1", "feedback", at(5, 1), survey="nps", score=9),
+    line("f1-q4", "f1", "feedback", at(9, 12), survey="csat", score=3),
+    line("f1-q5", "f1", "feedback", at(9, 13), survey="csat", score=4),
+    line("f1-q6", "f1", "feedback", at(9, 14), survey="nps", score=6),
+    line("f1-q7", "f1", "feedback", at(9, 15), survey="nps", score=7, activity=""),
+    line("f2-q1", "f2", "feedback", at(9, 20), survey="nps", score=10, team="blue"),
+    line("f2-q2", "f2", "feedback", at(9, 21), survey="csat", score=2, stage="zz"),
+    line("f2-q3", "f2", "feedback", at(9, 23), survey="csat", score=5),
+    line("f3-c", "f3", "deal_created", at(2), stage="a", team="red"),
+    line("f3-q1", "f3", "feedback", at(9, 22), survey="nps", score=0, team="blue"),
+    line("f4-x", "f4", "feedback", at(9, 22), survey="csat", score=4.0),
+    line("f5-x", "f5", "feedback", at(9, 22), survey="nps", score=11),
+]
+
+
+class FeedbackTest(MetricsCase):
+    EVENTS = FEEDBACK_EVENTS
+    TOP = 'breakdowns = ["team"]\n'
+
+    def test_summary(self):
+        self.assertEqual(self.store.summary(),
+                         {"accepted": 13, "duplicates": 0, "rejected": {"invalid_field": 2}})
+
+    def test_histograms(self):
+        h = "crm_funnel_feedback_score"
+        # 1d (9d,10d]: csat [3, 4, 2, 5], nps [6, 7, 10, 0]
+        csat = dict(window="1d", survey="csat")
+        for le, c in (("0", 0), ("1", 0), ("2", 1), ("3", 2), ("4", 3), ("5", 4),
+                      ("10", 4), ("+Inf", 4)):
+            self.assertEqual(self.get(h + "_bucket", le=le, **csat), c, le)
+        self.assertEqual(self.get(h + "_sum", **csat), 14.0)
+        self.assertEqual(self.get(h + "_count", **csat), 4)
+        nps = dict(window="1d", survey="nps")
+        for le, c in (("0", 1), ("5", 1), ("6", 2), ("7", 3), ("8", 3), ("9", 3),
+                      ("10", 4), ("+Inf", 4)):
+            self.assertEqual(self.get(h + "_bucket", le=le, **nps), c, le)
+        self.assertEqual(self.get(h + "_sum", **nps), 23.0)
+        # 30d adds csat 1 (@-10d): [1, 2, 3, 4, 5]
+        self.assertEqual(self.get(h + "_bucket", window="30d", survey="csat", le="1"), 1)
+        self.assertEqual(self.get(h + "_sum", window="30d", survey="csat"), 15.0)
+        # 12 buckets (0..10, +Inf) + sum + count, per survey and window
+        self.assertEqual(len([k for k in self.m if k.startswith(h)]), 14 * 2 * 3)
+
+    def test_ratios(self):
+        # csat >= 4: 1d/7d [3,4,2,5] -> 4, 5 = 2/4; 30d [1,2,3,4,5] -> 2/5
+        self.assertEqual(self.get("crm_funnel_csat_ratio", window="1d"), 0.5)
+        self.assertEqual(self.get("crm_funnel_csat_ratio", window="7d"), 0.5)
+        self.assertEqual(self.get("crm_funnel_csat_ratio", window="30d"), 0.4)
+        nps = "crm_funnel_net_promoter_score"
+        # 1d [6,7,10,0]: promoters {10} = 1, detractors {6, 0} = 2 -> 100 * (1 - 2) / 4
+        self.assertEqual(self.get(nps, window="1d"), -25.0)
+        # 7d adds 8 (passive) and 9 (promoter): 100 * (2 - 2) / 6
+        self.assertEqual(self.get(nps, window="7d"), 0.0)
+
+    def test_segment_bands_and_edges(self):
+        fr = "crm_funnel_segment_feedback_responses"
+        # teams at T: f1 red; f2 blue; f3 blue (its feedback carried team blue,
+        # the last event that carries it, §4) -> ranked blue 2, red 1
+        self.assertEqual(self.segments("team"), {"blue", "red"})   # f4/f5 made no deal
+        red = dict(dimension="team", segment="red")
+        # red 1d: csat 3 neutral, 4 satisfied (edge 3|4); nps 6 detractor, 7 passive (edge 6|7)
+        want = {("csat", "dissatisfied"): 0, ("csat", "neutral"): 1, ("csat", "satisfied"): 1,
+                ("nps", "detractor"): 1, ("nps", "passive"): 1, ("nps", "promoter"): 0}
+        for (survey, band), c in want.items():
+            self.assertEqual(self.get(fr, window="1d", survey=survey, band=band, **red),
+                             c, (survey, band))
+        self.assertEqual(self.get("crm_funnel_segment_csat_ratio", window="1d", **red), 0.5)
+        self.assertEqual(self.get("crm_funnel_segment_net_promoter_score", window="1d", **red),
+                         -50.0)                                    # 100 * (0 - 1) / 2
+        # red 7d adds nps 8 passive, 9 promoter (edge 8|9): 100 * (1 - 1) / 4
+        self.assertEqual(self.get(fr, window="7d", survey="nps", band="passive", **red), 2)
+        self.assertEqual(self.get(fr, window="7d", survey="nps", band="promoter", **red), 1)
+        self.assertEqual(self.get("crm_funnel_segment_net_promoter_score", window="7d", **red),
+                         0.0)
+        # red 30d adds csat 1 dissatisfied: 1 satisfied of 3
+        self.assertEqual(self.get("crm_funnel_segment_csat_ratio", window="30d", **red), 1 / 3)
+        blue = dict(dimension="team", segment="blue")
+        # blue 1d: f2 nps 10, csat 2, csat 5; f3 nps 0 -> csat 1 of 2; nps 100 * (1 - 1) / 2
+        self.assertEqual(self.get(fr, window="1d", survey="nps", band="detractor", **blue), 1)
+        self.assertEqual(self.get(fr, window="1d", survey="csat", band="neutral", **blue), 0)
+        self.assertEqual(self.get("crm_funnel_segment_csat_ratio", window="1d", **blue), 0.5)
+        self.assertEqual(self.get("crm_funnel_segment_net_promoter_score", window="1d", **blue),
+                         0.0)
+        # every band of both surveys, per existing segment and window: 6 * 2 * 3
+        self.assertEqual(len([k for k in self.m if k.startswith(fr + "{")]), 36)
+
+    def test_feedback_only_deal(self):
+        # f2 has only feedback events: a deal with no stage, never open
+        self.assertEqual(self.get("crm_funnel_stage_entries", window="30d", funnel_stage="a"),
+                         2)                                        # f1, f3
+        self.assertEqual(self.get("crm_funnel_segment_open_deals", dimension="team",
+                                  segment="blue"), 1)              # f3; f2 has no stage
+        self.assertEqual(self.get("crm_funnel_segment_stage_entries", window="30d",
+                                  funnel_stage="a", dimension="team", segment="blue"), 1)
+        self.absent("crm_funnel_segment_win_rate_ratio", window="30d",
+                    dimension="team", segment="blue")              # won 0 + lost 0
+
+    def test_one_survey_only(self):
+        # only f1's creation and its csat 3: the nps histogram exists at zero,
+        # the NPS does not; a CSAT of 0 satisfied / 1 exists at 0.0
+        m = as_dict(fo.run(cfg_with(self.TOP), [FEEDBACK_EVENTS[0], FEEDBACK_EVENTS[4]],
+                           t_ms=T, now_ms=lambda: NOW)[0])
+        g = lambda n, **l: m.get(key(n, pipeline="p", window="1d", **l))
+        self.assertEqual(g("crm_funnel_feedback_score_count", survey="nps"), 0)
+        self.assertEqual(g("crm_funnel_feedback_score_bucket", survey="nps", le="+Inf"), 0)
+        self.assertIsNone(g("crm_funnel_net_promoter_score"))
+        self.assertEqual(g("crm_funnel_csat_ratio"), 0.0)
+        red = dict(dimension="team", segment="red")
+        self.assertEqual(g("crm_funnel_segment_feedback_responses", survey="nps",
+                           band="promoter", **red), 0)
+        self.assertIsNone(g("crm_funnel_segment_net_promoter_score", **red))
+        self.assertEqual(g("crm_funnel_segment_csat_ratio", **red), 0.0)
+
+
+# §5.4 ranking scenario (sources; r2 alone has an owner "amy"):
+#   r0:  created a @-25d "web": evicted at T (retention 30d keeps (-20d,10d])
+#   r11: created a @-25d "web" (evicted), stage_changed b @5d: no source at T
+#   r1:  created a @1d "web", b @3d, updated source "ads" @9d: moves to ads
+#   r2:  created a @9d1h "ads" (owner amy), won @9d2h
+#   r3:  created a @9d3h "web", lost @9d4h
+#   r4:  created a @5d "apple"
+#   r5:  created a @6d "Zoo", won @9d5h
+#   r6:  created a @9d6h literally "other", won @9d7h
+#   r7:  created a @2d "" (empty: no value)
+#   r8:  created b @9d8h, no source
+#   r9:  created a @4d literally "unspecified", lost @9d9h
+RANK_EVENTS = [
+    line("r0-c", "r0", "deal_created", at(-25), stage="a", source="web"),
+    line("r11-c", "r11", "deal_created", at(-25), stage="a", source="web"),
+    line("r11-b", "r11", "stage_changed", at(5), stage="b"),
+    line("r1-c", "r1", "deal_created", at(1), stage="a", source="web"),
+    line("r1-b", "r1", "stage_changed", at(3), stage="b"),
+    line("r1-u", "r1", "deal_updated", at(9), source="ads"),
+    line("r2-c", "r2", "deal_created", at(9, 1), stage="a", source="ads", owner="amy"),
+    line("r2-w", "r2", "deal_won", at(9, 2)),
+    line("r3-c", "r3", "deal_created", at(9, 3), stage="a", source="web"),
+    line("r3-l", "r3", "deal_lost", at(9, 4)),
+    line("r4-c", "r4", "deal_created", at(5), stage="a", source="apple"),
+    line("r5-c", "r5", "deal_created", at(6), stage="a", source="Zoo"),
+    line("r5-w", "r5", "deal_won", at(9, 5)),
+    line("r6-c", "r6", "deal_created", at(9, 6), stage="a", source="other"),
+    line("r6-w", "r6", "deal_won", at(9, 7)),
+    line("r7-c", "r7", "deal_created", at(2), stage="a", source=""),
+    line("r8-c", "r8", "deal_created", at(9, 8), stage="b"),
+    line("r9-c", "r9", "deal_created", at(4), stage="a", source="unspecified"),
+    line("r9-l", "r9", "deal_lost", at(9, 9)),
+]
+
+
+class SegmentRankingTest(MetricsCase):
+    EVENTS = RANK_EVENTS
+    TOP = 'breakdowns = ["source", "owner"]\nbreakdown_limit = 2\n'
+
+    def test_top_n_with_ties(self):
+        # sources at T over the retained events: ads 2 (r1 moved, r2), then a tie
+        # at 1 between web (r3), apple (r4), Zoo (r5), broken byte-wise:
+        # "Zoo" (0x5A) < "apple" (0x61) < "web". r0 and r11's "web" are evicted
+        # (else web would be first with 3); "other"/"unspecified"/"" are not ranked.
+        self.assertEqual(self.segments("source"), {"ads", "Zoo", "other", "unspecified"})
+        # owner: only amy; no deal falls in `other`, so that series does not exist
+        self.assertEqual(self.segments("owner"), {"amy", "unspecified"})
+
+    def test_segment_funnel_1d(self):
+        # ads {r1, r2}, Zoo {r5}, other {r3 web, r4 apple, r6 "other"},
+        # unspecified {r7 "", r8 none, r9 "unspecified", r11}
+        # R in 1d (9d,10d]: r2 a b c; r5 b c (a at 6d); r3 a; r6 a b c; r8 a b
+        expected = {"ads": [1, 1, 1, 0], "Zoo": [0, 1, 1, 0],
+                    "other": [2, 1, 1, 0], "unspecified": [1, 1, 0, 0]}
+        # cohort: C in 1d: r2 (ads), r3 + r6 (other), r8 (unspecified)
+        cohort = {"ads": [1, 1, 1, 0], "Zoo": [0, 0, 0, 0],
+                  "other": [2, 1, 1, 0], "unspecified": [1, 1, 0, 0]}
+        for seg in expected:
+            lab = dict(window="1d", dimension="source", segment=seg)
+            for s, c, k in zip("abcd", expected[seg], cohort[seg]):
+                self.assertEqual(self.get("crm_funnel_segment_stage_entries",
+                                          funnel_stage=s, **lab), c, (seg, s))
+                self.assertEqual(self.get("crm_funnel_segment_cohort_deals",
+                                          funnel_stage=s, **lab), k, (seg, s))
+        # sum over segments = pipeline: a 1+0+2+1 = 4 (r2 r3 r6 r8)
+        self.assertEqual(self.get("crm_funnel_stage_entries", window="1d", funnel_stage="a"), 4)
+        # 7d (3d,10d]: unspecified R(a): r8 9d8h, r9 4d, r11 5d (its E(a) evicted,
+        # R(a) = E(b) = 5d); r7 at 2d is outside -> a 3, b 2 (r8, r11)
+        lab = dict(window="7d", dimension="source", segment="unspecified")
+        self.assertEqual(self.get("crm_funnel_segment_stage_entries", funnel_stage="a", **lab), 3)
+        self.assertEqual(self.get("crm_funnel_segment_stage_entries", funnel_stage="b", **lab), 2)
+
+    def test_segment_outcomes(self):
+        w, l, r = ("crm_funnel_segment_won_deals", "crm_funnel_segment_lost_deals",
+                   "crm_funnel_segment_win_rate_ratio")
+        # 1d: ads won r2; Zoo won r5; other won r6, lost r3; unspecified lost r9
+        for seg, won, lost in (("ads", 1, 0), ("Zoo", 1, 0), ("other", 1, 1),
+                               ("unspecified", 0, 1)):
+            lab = dict(window="1d", dimension="source", segment=seg)
+            self.assertEqual(self.get(w, **lab), won, seg)
+            self.assertEqual(self.get(l, **lab), lost, seg)
+            self.assertEqual(self.get(r, **lab), won / (won + lost), seg)
+        q = "crm_funnel_segment_time_to_close_quantile_seconds"
+        # R(won) - C: r2 1h, r5 9d5h - 6d = 3d5h = 277200 s, r6 1h
+        for seg, v in (("ads", 3600.0), ("Zoo", 277200.0), ("other", 3600.0)):
+            for quant in ("0.5", "0.9"):
+                self.assertEqual(self.get(q, window="30d", quantile=quant,
+                                          dimension="source", segment=seg), v, seg)
+        self.absent(q, window="30d", quantile="0.5", dimension="source", segment="unspecified")
+
+    def test_segment_open(self):
+        o = "crm_funnel_segment_open_deals"
+        # open: ads r1 (at b; r2 won); Zoo none; other r4; unspecified r7, r8, r11 (r9 lost)
+        for seg, c in (("ads", 1), ("Zoo", 0), ("other", 1), ("unspecified", 3)):
+            self.assertEqual(self.get(o, dimension="source", segment=seg), c, seg)
+        self.assertEqual(self.get(o, dimension="owner", segment="amy"), 0)      # r2 won
+        self.assertEqual(self.get(o, dimension="owner", segment="unspecified"), 5)
+        am = "crm_funnel_segment_open_amount"
+        # no amounts: each segment with an open deal has a USD series at 0
+        self.assertEqual(self.get(am, dimension="source", segment="other", currency="USD"), 0.0)
+        self.absent(am, dimension="source", segment="Zoo", currency="USD")
+        # no responses: bands at 0, no ratios; no spend: no spend series
+        self.assertEqual(self.get("crm_funnel_segment_feedback_responses", window="7d",
+                                  survey="csat", band="neutral", dimension="source",
+                                  segment="Zoo"), 0)
+        self.assertFalse(any(k.startswith(("crm_funnel_segment_csat_ratio",
+                                           "crm_funnel_segment_acquisition_spend"))
+                             for k in self.m))
+
+    def test_spend_literal_values(self):
+        # spend by its own source: "other" -> other, "" and "unspecified" ->
+        # unspecified, "Zoo" (listed) -> Zoo, "web" (unlisted) -> other
+        extra = [spend_line("x1", at(9), 1, source="other"),
+                 spend_line("x2", at(9), 2, source=""),
+                 spend_line("x3", at(9), 4, source="unspecified"),
+                 spend_line("x4", at(9), 8, source="Zoo"),
+                 spend_line("x5", at(9), 16, source="web")]
+        m = as_dict(fo.run(cfg_with(self.TOP), RANK_EVENTS + extra, t_ms=T,
+                           now_ms=lambda: NOW)[0])
+        s = lambda seg: m.get(key("crm_funnel_segment_acquisition_spend", pipeline="p",
+                                  window="7d", currency="USD", dimension="source",
+                                  segment=seg))
+        self.assertEqual((s("other"), s("unspecified"), s("Zoo"), s("ads")),
+                         (17.0, 6.0, 8.0, None))
+        self.assertIsNone(s("web"))
+        # every spend without an owner is owner-unspecified: 1+2+4+8+16
+        self.assertEqual(m[key("crm_funnel_segment_acquisition_spend", pipeline="p",
+                               window="7d", currency="USD", dimension="owner",
+                               segment="unspecified")], 31.0)
+
+
+class FixedSegmentsTest(MetricsCase):
+    EVENTS = RANK_EVENTS
+    TOP = 'breakdowns = ["source", "owner"]\n'
+    TABLES = '[breakdown_segments]\nsource = ["ads", "webinar", "web"]\n'
+
+    def test_fixed_segments(self):
+        # exactly the listed values, plus other {r4 apple, r5 Zoo, r6 "other"} and
+        # unspecified {r7, r8, r9, r11}; owner stays top-N (limit 20): amy
+        self.assertEqual(self.segments("source"),
+                         {"ads", "webinar", "web", "other", "unspecified"})
+        self.assertEqual(self.segments("owner"), {"amy", "unspecified"})
+
+    def test_empty_fixed_segment_is_zero_filled(self):
+        lab = dict(dimension="source", segment="webinar")
+        for w in ("1d", "7d", "30d"):
+            for s in "abcd":
+                self.assertEqual(self.get("crm_funnel_segment_stage_entries", window=w,
+                                          funnel_stage=s, **lab), 0)
+                self.assertEqual(self.get("crm_funnel_segment_cohort_deals", window=w,
+                                          funnel_stage=s, **lab), 0)
+            self.assertEqual(self.get("crm_funnel_segment_won_deals", window=w, **lab), 0)
+            self.assertEqual(self.get("crm_funnel_segment_lost_deals", window=w, **lab), 0)
+            self.assertEqual(self.get("crm_funnel_segment_feedback_responses", window=w,
+                                      survey="nps", band="promoter", **lab), 0)
+        self.assertEqual(self.get("crm_funnel_segment_open_deals", **lab), 0)
+        webinar = [k for k in self.m if 'segment="webinar"' in k]
+        # 3 windows * (4 stages * 2 + won + lost + 6 bands) + open deals = 49
+        self.assertEqual(len(webinar), 3 * (8 + 2 + 6) + 1)
+
+    def test_other_now_holds_zoo(self):
+        # other 1d: r5 (Zoo) b c, r6 a b c -> entries [1, 2, 2, 0]; won r5, r6
+        lab = dict(window="1d", dimension="source", segment="other")
+        for s, c in zip("abcd", (1, 2, 2, 0)):
+            self.assertEqual(self.get("crm_funnel_segment_stage_entries", funnel_stage=s,
+                                      **lab), c, s)
+        self.assertEqual(self.get("crm_funnel_segment_win_rate_ratio", **lab), 1.0)
+        # web: r3 only (r1 moved to ads): lost at 9d4h -> win rate 0 / 1
+        self.assertEqual(self.get("crm_funnel_segment_win_rate_ratio", window="1d",
+                                  dimension="source", segment="web"), 0.0)
+        self.assertEqual(self.get("crm_funnel_segment_open_deals", dimension="source",
+                                  segment="ads"), 1)               # r1 at b
+
+
+class BreakdownConfigTest(unittest.TestCase):
+    def test_defaults(self):
+        cfg = cfg_p()
+        self.assertEqual(cfg.breakdowns, ["source", "team", "region", "owner"])
+        self.assertEqual(cfg.breakdown_limit, 20)
+        self.assertEqual(cfg.breakdown_segments, {})
+        self.assertEqual(cfg_with("breakdowns = []\n").breakdowns, [])
+
+    def test_invalid(self):
+        cases = [
+            ('breakdowns = ["source", "channel"]\n', "", "breakdowns"),
+            ('breakdowns = "source"\n', "", "breakdowns"),
+            ('breakdowns = ["team", "team"]\n', "", "breakdowns"),
+            ("breakdown_limit = 0\n", "", "breakdown_limit"),
+            ("breakdown_limit = -1\n", "", "breakdown_limit"),
+            ("breakdown_limit = 2.5\n", "", "breakdown_limit"),
+            ("", '[breakdown_segments]\nsource = ["ads", "other"]\n', "breakdown_segments"),
+            ("", '[breakdown_segments]\nteam = ["unspecified"]\n', "breakdown_segments"),
+            ("", '[breakdown_segments]\nchannel = ["x"]\n', "breakdown_segments"),
+            ("", '[breakdown_segments]\nsource = "ads"\n', "breakdown_segments"),
+            ("", '[breakdown_segments]\nsource = [""]\n', "breakdown_segments"),
+            ('breakdowns = ["team"]\n', '[breakdown_segments]\nsource = ["ads"]\n',
+             "breakdown_segments"),
+            ("breakdowns = []\n", '[breakdown_segments]\nowner = ["amy"]\n',
+             "breakdown_segments"),
+        ]
+        for top, tables, name in cases:
+            with self.assertRaises(ValueError, msg=(top, tables)) as cm:
+                cfg_with(top, tables)
+            self.assertIn(name, str(cm.exception), (top, tables))
+        # an empty fixed list is valid: only other/unspecified
+        cfg = cfg_with('breakdowns = ["source"]\n', "[breakdown_segments]\nsource = []\n")
+        self.assertEqual(cfg.breakdown_segments, {"source": []})
+
+    def test_default_breakdowns_on_v1_scenario(self):
+        # No SCENARIO event carries source/team/region/owner: by default every
+        # dimension has the single segment `unspecified`, equal to the pipeline.
+        on = as_dict(fo.run(cfg_p(), SCENARIO, now_ms=lambda: NOW)[0])
+        off = as_dict(fo.run(cfg_with("breakdowns = []\n"), SCENARIO, now_ms=lambda: NOW)[0])
+        seg = {k: v for k, v in on.items() if k.startswith("crm_funnel_segment_")}
+        # with breakdowns = [] the output is exactly the rest (version 1 + 5.2/5.3)
+        self.assertEqual({k: v for k, v in on.items() if k not in seg}, off)
+        self.assertFalse(any(k.startswith("crm_funnel_segment_") for k in off))
+        dims = {}
+        for k in seg:
+            d = k.split('dimension="')[1].split('"')[0]
+            dims.setdefault(d, set()).add(k.split('segment="')[1].split('"')[0])
+        self.assertEqual(dims, {d: {"unspecified"} for d in ("source", "team", "region", "owner")})
+        g = lambda n, **l: on[key(n, pipeline="p", dimension="region", segment="unspecified", **l)]
+        # = test_stage_entries / test_won_lost / test_open_and_stuck of ScenarioTest
+        self.assertEqual(g("crm_funnel_segment_stage_entries", window="7d", funnel_stage="b"), 5)
+        self.assertEqual(g("crm_funnel_segment_win_rate_ratio", window="30d"), 3 / 5)
+        self.assertEqual(g("crm_funnel_segment_time_to_close_quantile_seconds", window="7d",
+                           quantile="0.9"), 777600.0)
+        self.assertEqual(g("crm_funnel_segment_open_deals"), 3)     # d2, d6 at a; d5 at b
+        self.assertEqual(g("crm_funnel_segment_open_amount", currency="USD"), 250.0)
+        self.assertEqual(g("crm_funnel_segment_open_amount", currency="EUR"), 30.0)
+
+
 class ParsingTest(unittest.TestCase):
     def test_durations(self):
         self.assertEqual(fo.parse_duration("5m"), 300_000)
@@ -353,7 +907,20 @@ class ParsingTest(unittest.TestCase):
         p = fo.parse_rfc3339
         self.assertEqual(p("2023-11-14T22:13:20Z"), T)
         self.assertEqual(p("2023-11-14t23:13:20.9999+01:00"), T + 999)
-        self.assertEqual(p("2023-11-14 17:13:20.5-05:00"), T + 500)
+        self.assertEqual(p("2023-11-14T17:13:20.5-05:00"), T + 500)
+        # version 2, §7 "Timestamps": a space instead of "T" is not accepted
+        # (version 1 of this test accepted it); "z" is.
+        self.assertIsNone(p("2023-11-14 17:13:20.5-05:00"))
+        self.assertEqual(p("2023-11-14t22:13:20z"), T)
+        # year 0001 is the first accepted: days_from_civil(1, 1, 1) = -719162
+        # days -> -719162 * 86400000 ms
+        self.assertEqual(p("0001-01-01T00:00:00Z"), -719162 * D)
+        self.assertEqual(p("9999-12-31T23:59:59.999Z"), 253402300799999)
+        # ASCII digits only: fullwidth "２" (U+FF12) and Arabic-Indic "٢" (U+0662)
+        # are digits to Python's \d, not to RFC 3339.
+        for bad in ("0000-12-31T00:00:00Z", "\uff12023-11-14T22:13:20Z",
+                    "2023-11-14T22:13:2\u0662Z", "2023-11-14T23:59:60Z"):
+            self.assertIsNone(p(bad), bad)
         self.assertEqual(p("1969-12-31T23:59:59.9999Z"), -1)   # floor
         self.assertEqual(p("2024-02-29T00:00:00Z"), 1709164800000)
         for bad in ("2023-02-29T00:00:00Z", "2023-11-14T22:13:20", "2023-11-14T24:00:00Z",
@@ -421,6 +988,162 @@ class RejectionTest(unittest.TestCase):
         for raw, want in cases:
             self.assertEqual(self.reason(raw), want, raw[:80])
 
+    def test_v2_spend_and_feedback(self):
+        """§7 order: event_id, deal_id (not read when type is the string
+        "spend"), type, occurred_at -> unknown_type -> pipeline -> stage ->
+        the fields a type requires (amount for spend; survey then score for
+        feedback) -> the optional fields -> future_timestamp -> too_old."""
+        spend = dict(event_id="s", type="spend", occurred_at=T, pipeline="p",
+                     amount=10)
+        fb = dict(event_id="f", deal_id="x", type="feedback", occurred_at=T,
+                  pipeline="p", survey="csat", score=4)
+
+        def mk(base, **changes):
+            obj = dict(base)
+            for k, v in changes.items():
+                if v is KeyError:
+                    obj.pop(k, None)
+                else:
+                    obj[k] = v
+            return json.dumps(obj).encode()
+
+        cases = [
+            # spend: deal_id is neither required nor validated
+            (mk(spend), "accepted"),                             # no deal_id at all
+            (mk(spend, deal_id=7), "accepted"),                  # not a string: not read
+            (mk(spend, deal_id=""), "accepted"),
+            (mk(spend, deal_id="x" * 129), "accepted"),
+            # deal_id is checked before type: only the string "spend" skips it
+            (mk(spend, type=7), "missing_field"),                # no deal_id, type 7
+            (mk(spend, type="Spend"), "missing_field"),          # not the string "spend"
+            (mk(spend, type="nope"), "missing_field"),           # before unknown_type
+            (mk(spend, deal_id=7, type=None), "invalid_field"),  # deal_id before type
+            (mk(spend, deal_id="d", type=None), "missing_field"),  # then type
+            (mk(spend, event_id=KeyError), "missing_field"),     # event_id before all
+            (mk(spend, event_id=""), "invalid_field"),
+            (mk(spend, occurred_at=KeyError), "missing_field"),
+            (mk(spend, occurred_at=1.5, amount=KeyError), "invalid_field"),  # occurred_at first
+            # amount is required on spend: missing when absent or null
+            (mk(spend, amount=KeyError), "missing_field"),
+            (mk(spend, amount=None), "missing_field"),
+            (mk(spend, amount=-1), "invalid_field"),
+            (mk(spend, amount="10"), "invalid_field"),
+            (mk(spend, amount=True), "invalid_field"),
+            (mk(spend, amount=0), "accepted"),
+            (mk(spend, amount=0.5), "accepted"),
+            # pipeline comes before the required field
+            (mk(spend, amount=KeyError, pipeline="zz"), "unknown_pipeline"),
+            (mk(spend, amount=KeyError, pipeline=3), "invalid_field"),
+            # ... and the required field before the optional ones
+            (mk(spend, amount=KeyError, currency="US"), "missing_field"),
+            (mk(spend, currency="US"), "invalid_field"),         # optional still validated
+            (mk(spend, source="s" * 129), "invalid_field"),
+            (mk(spend, owner=5), "invalid_field"),
+            # fields a spend does not use are ignored
+            (mk(spend, stage="zz"), "accepted"),
+            (mk(spend, lost_reason=1), "accepted"),
+            (mk(spend, activity=""), "accepted"),
+            (mk(spend, survey="x", score=4.0), "accepted"),
+            # ... and the time checks come last
+            (mk(spend, amount=KeyError, occurred_at=NOW + 300_001), "missing_field"),
+            (mk(spend, occurred_at=NOW + 300_001), "future_timestamp"),
+            (mk(spend, type="nope", amount=KeyError, deal_id="d"), "unknown_type"),
+
+            # feedback: deal_id is required
+            (mk(fb), "accepted"),
+            (mk(fb, deal_id=KeyError), "missing_field"),
+            (mk(fb, deal_id=7), "invalid_field"),
+            # survey: missing when absent/null, else only "csat" or "nps"
+            (mk(fb, survey=KeyError), "missing_field"),
+            (mk(fb, survey=None), "missing_field"),
+            (mk(fb, survey="CSAT"), "invalid_field"),
+            (mk(fb, survey=1), "invalid_field"),
+            (mk(fb, survey=KeyError, score="bad"), "missing_field"),   # survey before score
+            (mk(fb, survey="bad", score=KeyError), "invalid_field"),   # survey before score
+            # score: a JSON integer in the survey's range
+            (mk(fb, score=KeyError), "missing_field"),
+            (mk(fb, score=None), "missing_field"),
+            (mk(fb, score=4.0), "invalid_field"),                # a float, even if whole
+            (mk(fb, score=True), "invalid_field"),               # a boolean
+            (mk(fb, score="4"), "invalid_field"),
+            (mk(fb, score=0), "invalid_field"),                  # csat is 1..5
+            (mk(fb, score=1), "accepted"),
+            (mk(fb, score=5), "accepted"),
+            (mk(fb, score=6), "invalid_field"),
+            (mk(fb, survey="nps", score=0), "accepted"),         # nps is 0..10
+            (mk(fb, survey="nps", score=10), "accepted"),
+            (mk(fb, survey="nps", score=11), "invalid_field"),
+            (mk(fb, survey="nps", score=-1), "invalid_field"),
+            (b'{"event_id":"f","deal_id":"x","type":"feedback","occurred_at":1700000000000,'
+             b'"pipeline":"p","survey":"nps","score":4e0}', "invalid_field"),   # float literal
+            # pipeline before survey; survey/score before the optional fields
+            (mk(fb, survey=KeyError, pipeline="zz"), "unknown_pipeline"),
+            (mk(fb, score=KeyError, currency="US"), "missing_field"),
+            (mk(fb, score=KeyError, amount=-1), "missing_field"),
+            (mk(fb, amount=-1), "invalid_field"),                # attributes validated on feedback
+            (mk(fb, team="t" * 129), "invalid_field"),
+            # fields a feedback does not use are ignored
+            (mk(fb, activity=""), "accepted"),
+            (mk(fb, stage="zz"), "accepted"),
+            (mk(fb, lost_reason=1), "accepted"),
+            # survey/score are ignored on the other types
+            (mk(fb, type="deal_updated", survey="x", score=4.0), "accepted"),
+            (mk(fb, type="activity", activity="call", score=True), "accepted"),
+            (mk(fb, type="deal_created", stage="a", survey=None, score=99), "accepted"),
+        ]
+        for raw, want in cases:
+            self.assertEqual(self.reason(raw), want, raw[:160])
+
+    def test_v2_json_shape_and_integer_time(self):
+        ok = b'"deal_id":"x","type":"deal_updated","occurred_at":1700000000000,"pipeline":"p"'
+        cases = [
+            # §7 "JSON shape": a repeated key at any depth is invalid_json
+            (b'{"event_id":"e","event_id":"f",' + ok + b'}', "invalid_json"),
+            (b'{"event_id":"e",' + ok + b',"extra":{"a":1,"a":2}}', "invalid_json"),
+            (b'{"event_id":"e",' + ok + b',"extra":[{"b":{"a":1,"a":1}}]}', "invalid_json"),
+            # reading: keys compare after unescaping ("\u0061" is "a")
+            (b'{"event_id":"e",' + ok + b',"extra":{"a":1,"\\u0061":2}}', "invalid_json"),
+            (b'{"event_id":"e",' + ok + b',"extra":[{"a":1},{"a":2}]}', "accepted"),
+            (b'"an event"', "invalid_json"),
+            (b'17', "invalid_json"),
+            (b'   ', "invalid_json"),   # a whitespace payload is invalid_json (files skip it)
+        ]
+        for raw, want in cases:
+            self.assertEqual(self.reason(raw), want, raw)
+
+        def at_ms(v):
+            return json.dumps(dict(event_id="e", deal_id="x", type="deal_updated",
+                                   occurred_at=v, pipeline="p")).encode()
+        # integer occurred_at: -2^53 ... 2^53 ms, bounds included
+        self.assertEqual(self.reason(at_ms(2 ** 53)), "future_timestamp")   # valid, far ahead
+        self.assertEqual(self.reason(at_ms(2 ** 53 + 1)), "invalid_field")
+        self.assertEqual(self.reason(at_ms(-(2 ** 53))), "accepted")    # empty store: not too_old
+        self.assertEqual(self.reason(at_ms(-(2 ** 53) - 1)), "invalid_field")
+        self.assertEqual(self.reason(at_ms("2023-11-14 22:13:20Z")), "invalid_field")
+        self.assertEqual(self.reason(at_ms("2023-11-14t22:13:20z")), "accepted")
+
+    def test_dedup_is_store_wide_across_types(self):
+        store = fo.Store(cfg_p(), lambda: NOW)
+        sp = json.dumps(dict(event_id="same", type="spend", occurred_at=T,
+                             pipeline="p", amount=5)).encode()
+        self.assertEqual(store.ingest(sp), "accepted")
+        self.assertEqual(store.ingest(line("same", "x", "deal_created", T, stage="a")),
+                         "duplicate")
+        self.assertEqual(store.ingest(line("fb", "x", "feedback", T, survey="nps", score=3)),
+                         "accepted")
+        sp2 = json.dumps(dict(event_id="fb", type="spend", occurred_at=T,
+                              pipeline="p", amount=5)).encode()
+        self.assertEqual(store.ingest(sp2), "duplicate")
+        self.assertEqual(store.summary(), {"accepted": 2, "duplicates": 2, "rejected": {}})
+        # the first wins: one spend of 5, and deal x is made of the feedback only
+        # (no stage: entries 0, never open).
+        m = as_dict(fo.evaluate(store.cfg, store.events, T))
+        self.assertEqual(m[key("crm_funnel_acquisition_spend", pipeline="p", window="1d",
+                               currency="USD")], 5.0)
+        self.assertEqual(m[key("crm_funnel_stage_entries", pipeline="p", window="1d",
+                               funnel_stage="a")], 0)
+        self.assertEqual(m[key("crm_funnel_open_deals", pipeline="p", funnel_stage="a")], 0)
+
     def test_too_old_and_id_reservation(self):
         store = fo.Store(cfg_p(), lambda: NOW)
         self.assertEqual(store.ingest(line("a", "x", "deal_created", T, stage="a")), "accepted")
@@ -442,7 +1165,9 @@ class CliTest(unittest.TestCase):
             with open(cfg_path, "w") as f:
                 f.write(CONFIG_P)
             with open(ev_path, "wb") as f:
-                f.write(b"\n".join(SCENARIO) + b"\n{bad\n")
+                # whitespace-only lines are skipped, not invalid_json (§7)
+                f.write(b"\n".join(SCENARIO) + b"\n  \t \r\n\n{bad\n \n"
+                        + spend_line("cli-s", T, 12.5, source="ads") + b"\r\n")
             res = subprocess.run([sys.executable, os.path.join(here, "funnel_oracle.py"),
                                   "--config", cfg_path, "--events", ev_path],
                                  capture_output=True, text=True, check=True)
@@ -451,8 +1176,15 @@ class CliTest(unittest.TestCase):
         self.assertIn('crm_funnel_open_deals{funnel_stage="a",pipeline="p"} 2.0', lines)
         self.assertIn('crm_funnel_transition_duration_seconds_bucket{from_stage="a",'
                       'le="+Inf",pipeline="p",to_stage="b",window="7d"} 5.0', lines)
+        # the default breakdowns add segment series; the spend (CRLF line) counts.
+        # No SCENARIO deal carries a source, so "ads" is not ranked: the spend
+        # falls in `other`. N(1d) = #{C in (9d,10d]} = d4, d6 = 2 -> 12.5 / 2.
+        self.assertIn('crm_funnel_segment_acquisition_spend{currency="USD",dimension="source",'
+                      'pipeline="p",segment="other",window="1d"} 12.5', lines)
+        self.assertIn('crm_funnel_cost_per_lead{currency="USD",pipeline="p",window="1d"} 6.25',
+                      lines)
         self.assertEqual(json.loads(res.stderr),
-                         {"accepted": 26, "duplicates": 2,
+                         {"accepted": 27, "duplicates": 2,
                           "rejected": {"invalid_json": 1, "too_old": 1}})
 
 
