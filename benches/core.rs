@@ -71,7 +71,7 @@ fn ingest(decoder: &Decoder, store: &mut Store, part: &PartitionKey, line: &str)
 /// Returns the store and the number of lines ingested (duplicates included).
 fn build_store(config: &Config, set: Set) -> (Store, usize) {
     let decoder = Decoder::new(&config.pipelines, config.max_clock_skew_ms);
-    let mut store = Store::new(&config.pipelines, config.retention_ms);
+    let mut store = Store::new(&config.pipelines, config.retention_ms, &config.breakdowns);
     let part = PartitionKey::new("bench", 0);
     let mut g = generator(config, set);
     let mut n = 0;
@@ -258,7 +258,7 @@ fn ingest_benches(c: &mut Criterion) {
     for (name, push) in [("decode_append", 256), ("decode_append_8192", 8192)] {
         g.bench_function(name, |b| {
             b.iter_batched(
-                || Store::new(&config.pipelines, config.retention_ms),
+                || Store::new(&config.pipelines, config.retention_ms, &config.breakdowns),
                 |mut store| {
                     for chunk in lines.chunks(push) {
                         let decoded: Vec<_> = chunk.iter().map(|l| decoder.decode(l.as_bytes(), END_MS)).collect();

@@ -31,7 +31,7 @@ impl App {
     pub fn new(config: Config) -> App {
         let metrics = Arc::new(ServiceMetrics::new());
         let state = Arc::new(State::new(metrics.ready.clone()));
-        let store = Arc::new(Mutex::new(Store::new(&config.pipelines, config.retention_ms)));
+        let store = Arc::new(Mutex::new(Store::new(&config.pipelines, config.retention_ms, &config.breakdowns)));
         let ingest = Ingest::new(&config, store.clone(), state.clone(), metrics.clone());
         App { config: Arc::new(config), store, metrics, state, ingest }
     }

@@ -64,6 +64,47 @@ impl Pipeline {
     }
 }
 
+/// A dimension of the segment breakdowns (docs/metrics.md §5.4): an
+/// attribute that deals and spend events carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dimension {
+    Source,
+    Team,
+    Region,
+    Owner,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 4] = [Dimension::Source, Dimension::Team, Dimension::Region, Dimension::Owner];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Source => "source",
+            Dimension::Team => "team",
+            Dimension::Region => "region",
+            Dimension::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Dimension> {
+        Dimension::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// The segment breakdowns (docs/metrics.md §2, §5.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breakdowns {
+    /// The dimensions broken down, as configured; empty turns breakdowns off.
+    pub dimensions: Vec<Dimension>,
+    /// How many of a dimension's values, the most frequent, are segments (per pipeline).
+    pub limit: usize,
+    /// Fixed segments of a dimension, instead of its top `limit`.
+    pub fixed: BTreeMap<Dimension, Vec<String>>,
+}
+
+/// The largest `breakdown_limit`: a segment is a series of every segment family.
+const MAX_BREAKDOWN_LIMIT: i64 = 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
     pub brokers: String,
@@ -100,6 +141,7 @@ pub struct Config {
     pub stale_after_ms: i64,
     pub kafka: Option<KafkaConfig>,
     pub pipelines: Vec<Pipeline>,
+    pub breakdowns: Breakdowns,
 }
 
 /// Every problem found, each with the key it belongs to.
@@ -133,6 +175,10 @@ struct RawConfig {
     stale_after: Option<String>,
     kafka: Option<RawKafka>,
     pipelines: Option<Vec<RawPipeline>>,
+    breakdowns: Option<Vec<String>>,
+    /// An integer, or its text (from the environment).
+    breakdown_limit: Option<toml::Value>,
+    breakdown_segments: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,9 +225,11 @@ const ENV_OVERRIDES: &[(&str, &[&str])] = &[
     ("FUNNELWATCH_KAFKA_TOPICS", &["kafka", "topics"]),
     ("FUNNELWATCH_KAFKA_GROUP_ID", &["kafka", "group_id"]),
     ("FUNNELWATCH_KAFKA_DEAD_LETTER_TOPIC", &["kafka", "dead_letter_topic"]),
+    ("FUNNELWATCH_BREAKDOWNS", &["breakdowns"]),
+    ("FUNNELWATCH_BREAKDOWN_LIMIT", &["breakdown_limit"]),
 ];
 
-const LIST_KEYS: &[&str] = &["windows", "topics"];
+const LIST_KEYS: &[&str] = &["windows", "topics", "breakdowns"];
 
 /// The embedded default configuration: the demo pipeline of docs/metrics.md §2.
 pub const DEFAULT_TOML: &str = r#"
@@ -439,6 +487,8 @@ impl RawConfig {
             pipelines.push(Pipeline { id, currency, stages, won: won.first().copied().unwrap_or(0) });
         }
 
+        let breakdowns = breakdowns(self.breakdowns, self.breakdown_limit, self.breakdown_segments, &mut errs);
+
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -454,8 +504,68 @@ impl RawConfig {
             stale_after_ms,
             kafka,
             pipelines,
+            breakdowns,
         })
     }
+}
+
+/// The breakdown keys, validated; every problem goes to `errs` with its key.
+fn breakdowns(
+    dimensions: Option<Vec<String>>,
+    limit: Option<toml::Value>,
+    fixed: Option<BTreeMap<String, Vec<String>>>,
+    errs: &mut Vec<String>,
+) -> Breakdowns {
+    let names = dimensions.unwrap_or_else(|| Dimension::ALL.iter().map(|d| d.as_str().to_string()).collect());
+    let mut dims = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        match Dimension::parse(name) {
+            Some(d) if dims.contains(&d) => errs.push(format!("breakdowns[{i}]: {name:?} is listed twice")),
+            Some(d) => dims.push(d),
+            None => errs.push(format!("breakdowns[{i}]: {name:?} is not a dimension (source, team, region, owner)")),
+        }
+    }
+    let limit = match limit {
+        None => Some(20),
+        Some(toml::Value::Integer(n)) => Some(n),
+        Some(toml::Value::String(s)) => s.trim().parse::<i64>().ok(),
+        Some(_) => None,
+    };
+    let limit = match limit {
+        Some(n) if (1..=MAX_BREAKDOWN_LIMIT).contains(&n) => n as usize,
+        Some(n) => {
+            errs.push(format!("breakdown_limit: {n} is not between 1 and {MAX_BREAKDOWN_LIMIT}"));
+            1
+        }
+        None => {
+            errs.push("breakdown_limit: must be a whole number of segments, like 20".into());
+            1
+        }
+    };
+    let mut segments = BTreeMap::new();
+    for (name, values) in fixed.unwrap_or_default() {
+        let key = format!("breakdown_segments.{name}");
+        let Some(d) = Dimension::parse(&name) else {
+            errs.push(format!("{key}: {name:?} is not a dimension (source, team, region, owner)"));
+            continue;
+        };
+        if !dims.contains(&d) {
+            errs.push(format!("{key}: {name} is not in breakdowns, so it has no segments"));
+        }
+        for (i, v) in values.iter().enumerate() {
+            if v == "other" || v == "unspecified" {
+                errs.push(format!(
+                    "{key}[{i}]: {v:?} cannot be listed: it stands for the values not listed, or for no value"
+                ));
+            } else if v.is_empty() {
+                errs.push(format!("{key}[{i}]: an empty value is no value: it falls in \"unspecified\""));
+            } else if values[..i].contains(v) {
+                errs.push(format!("{key}[{i}]: {v:?} is listed twice"));
+            }
+        }
+        segments.insert(d, values);
+    }
+    Breakdowns { dimensions: dims, limit, fixed: segments }
 }
 
 #[cfg(test)]
@@ -506,6 +616,56 @@ mod tests {
         ] {
             assert!(errs.iter().any(|e| e.starts_with(key)), "no error for {key}: {errs:#?}");
         }
+    }
+
+    /// docs/metrics.md §2 and §7: the breakdown keys, their defaults, every
+    /// bad value named with its key, and the environment overrides.
+    #[test]
+    fn breakdowns_defaults_errors_and_overrides() {
+        let b = Config::from_toml("").unwrap().breakdowns;
+        assert_eq!(b.dimensions, Dimension::ALL);
+        assert_eq!((b.limit, b.fixed.len()), (20, 0));
+        let c = Config::from_toml(
+            "breakdowns = [\"team\", \"source\"]\nbreakdown_limit = 3\n[breakdown_segments]\nsource = [\"ads\", \"web\"]",
+        )
+        .unwrap();
+        assert_eq!(c.breakdowns.dimensions, [Dimension::Team, Dimension::Source]);
+        assert_eq!(c.breakdowns.fixed[&Dimension::Source], ["ads", "web"]);
+        let text = r#"
+            breakdowns = ["source", "channel", "source", "region"]
+            breakdown_limit = 0
+            [breakdown_segments]
+            team = ["a"]
+            source = ["ads", "other", "", "ads", "unspecified"]
+            colour = ["red"]
+        "#;
+        let errs = Config::from_toml(text).unwrap_err().0;
+        for key in [
+            "breakdowns[1]: \"channel\" is not a dimension",
+            "breakdowns[2]: \"source\" is listed twice",
+            "breakdown_limit: 0 is not between 1 and 1000",
+            "breakdown_segments.team: team is not in breakdowns",
+            "breakdown_segments.source[1]: \"other\" cannot be listed",
+            "breakdown_segments.source[2]: an empty value",
+            "breakdown_segments.source[3]: \"ads\" is listed twice",
+            "breakdown_segments.source[4]: \"unspecified\" cannot be listed",
+            "breakdown_segments.colour: \"colour\" is not a dimension",
+        ] {
+            assert!(errs.iter().any(|e| e.starts_with(key)), "no error {key:?}: {errs:#?}");
+        }
+        assert_eq!(errs.len(), 9, "{errs:#?}");
+        let env =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let c = Config::from_toml_with_env(
+            "breakdown_limit = 5",
+            &env(&[("FUNNELWATCH_BREAKDOWNS", "owner, region"), ("FUNNELWATCH_BREAKDOWN_LIMIT", "7")]),
+        )
+        .unwrap();
+        assert_eq!((c.breakdowns.dimensions, c.breakdowns.limit), (vec![Dimension::Owner, Dimension::Region], 7));
+        let off = Config::from_toml_with_env("", &env(&[("FUNNELWATCH_BREAKDOWNS", "")])).unwrap();
+        assert!(off.breakdowns.dimensions.is_empty(), "an empty list turns breakdowns off");
+        let bad = Config::from_toml_with_env("", &env(&[("FUNNELWATCH_BREAKDOWN_LIMIT", "lots")])).unwrap_err().0;
+        assert_eq!(bad, ["breakdown_limit: must be a whole number of segments, like 20"]);
     }
 
     #[test]

@@ -16,7 +16,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch, UInt16Array, UInt32Array,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch, UInt16Array,
+    UInt32Array, UInt64Array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::filter_record_batch;
@@ -26,6 +27,7 @@ use datafusion::arrow::datatypes::{
 
 use crate::config::Pipeline;
 use crate::event::{Answer, EventType, Survey};
+use crate::segments::Segments;
 use crate::store::log::Ev;
 use crate::store::{dict, dictionary};
 
@@ -57,6 +59,7 @@ pub fn deals_schema() -> SchemaRef {
         Field::new("currency", dict(DataType::UInt32), false),
     ];
     fields.extend(ATTRIBUTES.iter().map(|(a, _)| Field::new(*a, dict(DataType::UInt32), true)));
+    fields.push(Field::new("segment_set", DataType::UInt64, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -68,6 +71,7 @@ pub fn feedback_schema() -> SchemaRef {
         Field::new("occurred_at_ms", DataType::Int64, false),
         Field::new("survey", dict(DataType::UInt8), false),
         Field::new("score", DataType::Int64, false),
+        Field::new("segment_set", DataType::UInt64, false),
     ]))
 }
 
@@ -81,6 +85,7 @@ pub fn reached_schema() -> SchemaRef {
         Field::new("reached_ms", DataType::Int64, false),
         Field::new("prev_reached_ms", DataType::Int64, true),
         Field::new("created_ms", DataType::Int64, false),
+        Field::new("segment_set", DataType::UInt64, false),
     ]))
 }
 
@@ -199,10 +204,29 @@ impl Facts {
         }
     }
 
-    /// The `feedback` table: a row per answer of a live deal, up to `T`.
-    pub fn feedback(&self, v: &Values) -> RecordBatch {
-        let (mut slots, mut pipeline, mut at, mut survey, mut score) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    /// The pipeline and attribute keys (in [`ATTRIBUTES`] order, `u32::MAX`
+    /// for none) of every live deal: what its segments are ranked by.
+    pub fn attributes(&self) -> impl Iterator<Item = (u16, [u32; 4])> + Clone + '_ {
+        (0..self.live.len())
+            .filter(|&s| self.live[s])
+            .map(|s| (self.pipeline[s], std::array::from_fn(|a| self.attrs[a][s])))
+    }
+
+    /// The segment set of every slot (0 for a free one).
+    pub fn segment_sets(&self, segments: &mut Segments) -> Vec<u64> {
+        (0..self.live.len())
+            .map(|s| match self.live[s] {
+                true => segments.set_of(self.pipeline[s], std::array::from_fn(|a| self.attrs[a][s])),
+                false => 0,
+            })
+            .collect()
+    }
+
+    /// The `feedback` table: a row per answer of a live deal, up to `T`;
+    /// `sets` is [`Facts::segment_sets`].
+    pub fn feedback(&self, v: &Values, sets: &[u64]) -> RecordBatch {
+        let (mut slots, mut pipeline, mut at, mut survey, mut score, mut set) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (&slot, answers) in &self.answers {
             for (t, a) in answers.iter() {
                 slots.push(slot);
@@ -210,6 +234,7 @@ impl Facts {
                 at.push(*t);
                 survey.push(a.survey as u8);
                 score.push(i64::from(a.score));
+                set.push(sets[slot as usize]);
             }
         }
         let surveys: ArrayRef =
@@ -222,12 +247,14 @@ impl Facts {
             Arc::new(Int64Array::from(at)),
             dictionary(PrimitiveArray::<UInt8Type>::from(survey), &surveys),
             Arc::new(Int64Array::from(score)),
+            Arc::new(UInt64Array::from(set)),
         ];
         RecordBatch::try_new(feedback_schema(), cols).expect("feedback schema")
     }
 
-    /// The `deals` table and the `reached` table (one batch per stage index).
-    pub fn tables(&self, pipelines: &[Pipeline], v: &Values) -> (RecordBatch, Vec<RecordBatch>) {
+    /// The `deals` table and the `reached` table (one batch per stage index);
+    /// `sets` is [`Facts::segment_sets`].
+    pub fn tables(&self, pipelines: &[Pipeline], v: &Values, sets: &[u64]) -> (RecordBatch, Vec<RecordBatch>) {
         let n = self.live.len();
         let slots = UInt32Array::from_iter_values(0..n as u32);
         let pipeline = UInt16Array::from(self.pipeline.clone());
@@ -279,6 +306,8 @@ impl Facts {
         for (col, (_, at)) in self.attrs.iter().zip(ATTRIBUTES) {
             cols.push(dictionary(opt::<UInt32Type>(col, NONE_U32), &v.strings[at]));
         }
+        let sets = UInt64Array::from(sets.to_vec());
+        cols.push(Arc::new(sets.clone()));
         let live = BooleanArray::from(self.live.clone());
         let deals = RecordBatch::try_new(deals_schema(), cols).expect("deals schema");
         let deals = filter_record_batch(&deals, &live).expect("live mask");
@@ -304,6 +333,7 @@ impl Facts {
                 Arc::new(Int64Array::from(r.clone())),
                 prev,
                 Arc::new(Int64Array::from(created.to_vec())),
+                Arc::new(sets.clone()),
             ];
             let batch = RecordBatch::try_new(reached_schema(), cols).expect("reached schema");
             let batch = filter_record_batch(&batch, &mask).expect("reached mask");

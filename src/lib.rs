@@ -21,6 +21,7 @@
 //! - [`store`]: every accepted event once, in its deal's log; deduplicated,
 //!   evicted past retention; keeps the per-deal facts up to date.
 //! - [`deals`]: per-deal facts (reach times, state, attributes) and their tables.
+//! - [`segments`]: the segment breakdowns: the segments at `T` and each deal's and spend event's set.
 //! - [`engine`]: the DataFusion session (each query planned once, over tables
 //!   whose rows each refresh replaces), query files, SQL functions and [`engine::Snapshot`].
 //! - [`export`]: metric families, the text format and the service metrics.
@@ -36,6 +37,7 @@ pub mod deals;
 pub mod engine;
 pub mod event;
 pub mod export;
+pub mod segments;
 pub mod source;
 pub mod state;
 pub mod store;

@@ -17,7 +17,7 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use funnelwatch::config::Config;
 use funnelwatch::engine::Engine;
-use funnelwatch::event::{Decoder, Event};
+use funnelwatch::event::{Decoder, Event, EventType};
 use funnelwatch::store::{Inserted, PartitionKey, Store};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -56,7 +56,17 @@ stages = [
 fn line(rng: &mut ChaCha8Rng, n: usize, deal: usize, at: i64) -> String {
     let pipeline = if deal % 4 == 3 { "q" } else { "p" };
     let stages: &[&str] = if pipeline == "q" { &["x", "y"] } else { &["a", "b", "c", "d"] };
-    let kinds = ["deal_created", "stage_changed", "deal_won", "deal_lost", "deal_reopened", "deal_updated", "activity"];
+    let kinds = [
+        "deal_created",
+        "stage_changed",
+        "deal_won",
+        "deal_lost",
+        "deal_reopened",
+        "deal_updated",
+        "activity",
+        "feedback",
+        "spend",
+    ];
     let kind = kinds[rng.random_range(0..kinds.len())];
     let mut e = json!({
         "event_id": format!("e{n}"),
@@ -79,9 +89,21 @@ fn line(rng: &mut ChaCha8Rng, n: usize, deal: usize, at: i64) -> String {
         "activity" => {
             o.insert("activity".into(), json!(["call", "email"][rng.random_range(0..2)]));
         }
+        "feedback" if rng.random_bool(0.5) => {
+            o.insert("survey".into(), json!("nps"));
+            o.insert("score".into(), json!(rng.random_range(0..=10)));
+        }
+        "feedback" => {
+            o.insert("survey".into(), json!("csat"));
+            o.insert("score".into(), json!(rng.random_range(1..=5)));
+        }
+        "spend" => {
+            o.remove("deal_id");
+            o.insert("amount".into(), json!(rng.random_range(1..100_000) as f64 / 100.0));
+        }
         _ => {}
     }
-    if rng.random_bool(0.3) {
+    if kind != "spend" && rng.random_bool(0.3) {
         o.insert("amount".into(), json!(rng.random_range(1..100_000) as f64 / 100.0));
     }
     if rng.random_bool(0.2) {
@@ -111,21 +133,25 @@ fn rows(batch: &RecordBatch, skip: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The facts as sorted text: deals by their ids, reached rows with the deal's id in place of its slot.
-fn facts(store: &mut Store, t: i64) -> (Vec<String>, Vec<String>) {
+/// The facts as sorted text: deals by their ids; reached and feedback rows
+/// with the deal's id in place of its slot; spend rows and the segment sets.
+fn facts(store: &mut Store, t: i64) -> Vec<Vec<String>> {
     let tables = store.refresh(t);
     let mut deals = rows(&tables.deals, &["deal_key"]);
     deals.sort();
-    let mut reached: Vec<String> = Vec::new();
-    for b in &tables.reached {
+    let mut by_deal: Vec<String> = Vec::new();
+    for b in tables.reached.iter().chain([&tables.feedback]) {
         let keys = b.column_by_name("deal_key").expect("deal_key");
         let keys = keys.as_any().downcast_ref::<datafusion::arrow::array::UInt32Array>().expect("u32 keys");
         for (i, row) in rows(b, &["deal_key"]).into_iter().enumerate() {
-            reached.push(format!("deal={} {row}", store.deal_id(keys.value(i)).expect("live deal")));
+            by_deal.push(format!("deal={} {row}", store.deal_id(keys.value(i)).expect("live deal")));
         }
     }
-    reached.sort();
-    (deals, reached)
+    by_deal.sort();
+    let mut spend = rows(&tables.spend, &[]);
+    spend.sort();
+    let (sets, segments) = (rows(&tables.segment_sets, &[]), rows(&tables.segments, &[]));
+    vec![deals, by_deal, spend, sets, segments]
 }
 
 fn business(engine: &Engine, rt: &tokio::runtime::Runtime, store: &mut Store, t: i64) -> String {
@@ -159,7 +185,7 @@ fn maintained_facts_and_output_equal_a_fresh_derivation() {
         }
         lines.shuffle(&mut rng);
 
-        let mut store = Store::new(&config.pipelines, config.retention_ms);
+        let mut store = Store::new(&config.pipelines, config.retention_ms, &config.breakdowns);
         // The test's account of the held events: id → (event, partition).
         let mut held: BTreeMap<String, (Event, usize)> = BTreeMap::new();
         let mut t = BASE + span / 3;
@@ -188,11 +214,13 @@ fn maintained_facts_and_output_equal_a_fresh_derivation() {
         store.refresh(t_end);
         held.retain(|_, (e, _)| e.occurred_at > t_end - config.retention_ms);
 
-        let mut fresh = Store::new(&config.pipelines, config.retention_ms);
+        let mut fresh = Store::new(&config.pipelines, config.retention_ms, &config.breakdowns);
         for (e, _) in held.values() {
             assert_eq!(fresh.insert(&parts[0], e, Some(t_end)), Ok(Inserted::Accepted), "seed {seed}");
         }
-        let mut held_ids: Vec<String> = held.keys().cloned().collect();
+        // The events table holds the deals' events; spend events are the spend table.
+        let mut held_ids: Vec<String> =
+            held.iter().filter(|(_, (e, _))| e.kind != EventType::Spend).map(|(id, _)| id.clone()).collect();
         held_ids.sort();
         let mut stored_ids: Vec<String> = store
             .events(i64::MAX)

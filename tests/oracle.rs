@@ -42,9 +42,7 @@ fn compare(config: &str, events: &std::path::Path) {
         .output()
         .expect("python3 runs the oracle");
     assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));
-    let mut want = samples(&String::from_utf8(out.stdout).unwrap(), "crm_funnel_");
-    // Step: the server's segment families land in the next commit.
-    want.retain(|k, _| !k.0.starts_with("crm_funnel_segment_"));
+    let want = samples(&String::from_utf8(out.stdout).unwrap(), "crm_funnel_");
     assert!(want.len() > 100, "oracle produced only {} series", want.len());
 
     let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();

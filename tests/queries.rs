@@ -660,6 +660,199 @@ async fn no_feedback_means_no_satisfaction_ratios_but_zero_histograms() {
     assert!(counts.iter().all(|(_, v)| *v == 0.0));
 }
 
+// ---------------------------------------------------------------------------
+// Scenario G: segments (docs/metrics.md §5.4), pipeline p, T = 10d, one
+// window 7d = (3d, 10d]; breakdowns by source (top 2) and team (fixed).
+// ---------------------------------------------------------------------------
+
+const CONFIG_G: &str = r#"
+clock = "event"
+windows = ["7d"]
+retention = "30d"
+breakdowns = ["source", "team"]
+breakdown_limit = 2
+
+[breakdown_segments]
+team = ["east", "west"]
+
+[[pipelines]]
+id = "p"
+currency = "USD"
+stages = [
+  { id = "a", label = "A", sla = "1d" },
+  { id = "b", label = "B", sla = "2d" },
+  { id = "c", label = "C", won = true },
+  { id = "d", label = "D" },
+]
+"#;
+
+/// Deals (source and team at T):
+/// - g1 created a @4d (web, east), won @6d (skips b): time to close 2d;
+/// - g2 created a @5d (web, west), updated to source ads @7d (it moves to
+///   ads), lost @8d;
+/// - g3 created a @5d (ads, north: not a fixed team, so other);
+/// - g4 created a @6d (fair, east); g5 @6d (source literally "other", no
+///   team); g6 @6d (source "": no value, west); g7 @6d (zoo, east).
+///
+/// Sources by deals: ads 2 (g2, g3), then fair, web, zoo 1 each: the top 2
+/// are ads and fair (the tie broken byte-wise); other = g1, g5, g7;
+/// unspecified = g6. Teams: east g1, g4, g7; west g2, g6; other g3;
+/// unspecified g5.
+/// Spend (its own attributes): 100 source ads @7d; 50 without source or
+/// team @8d (unspecified); 30 source web, team east @9d (web is no top-2
+/// source: other). Feedback (its deal's segment): g1 csat 4 @7d and nps 9
+/// @8d; g2 nps 6 @9d; g5 csat 3 @9d. T = 10d from the last event.
+fn scenario_g() -> Vec<(i32, Vec<String>)> {
+    let c = |id: &str, deal: &str, day: i64, source: &str, team: Option<&str>| {
+        let mut f = json!({"stage": "a", "source": source});
+        if let Some(t) = team {
+            f["team"] = json!(t);
+        }
+        pl(id, deal, "deal_created", at(day, 0), f)
+    };
+    let lines = vec![
+        c("g1-c", "g1", 4, "web", Some("east")),
+        pl("g1-w", "g1", "deal_won", at(6, 0), json!({})),
+        c("g2-c", "g2", 5, "web", Some("west")),
+        pl("g2-u", "g2", "deal_updated", at(7, 0), json!({"source": "ads"})),
+        pl("g2-l", "g2", "deal_lost", at(8, 0), json!({})),
+        c("g3-c", "g3", 5, "ads", Some("north")),
+        c("g4-c", "g4", 6, "fair", Some("east")),
+        c("g5-c", "g5", 6, "other", None),
+        c("g6-c", "g6", 6, "", Some("west")),
+        c("g7-c", "g7", 6, "zoo", Some("east")),
+        spend("sp1", at(7, 0), 100.0, json!({"source": "ads"})),
+        spend("sp2", at(8, 0), 50.0, json!({})),
+        spend("sp3", at(9, 0), 30.0, json!({"source": "web", "team": "east"})),
+        answer("g1-f1", "g1", at(7, 0), "csat", json!(4)),
+        answer("g1-f2", "g1", at(8, 0), "nps", json!(9)),
+        answer("g2-f1", "g2", at(9, 0), "nps", json!(6)),
+        answer("g5-f1", "g5", at(9, 0), "csat", json!(3)),
+        pl("end", "g4", "activity", at(10, 0), json!({"activity": "call"})),
+    ];
+    vec![(0, lines)]
+}
+
+#[tokio::test]
+async fn g_segments_rank_move_and_fall_in_other_and_unspecified() {
+    let (snap, _) = run(&config(CONFIG_G), &scenario_g()).await;
+    let m = M(snap);
+    let seg = |dim: &'static str, seg: &'static str| {
+        [("pipeline", "p"), ("window", "7d"), ("dimension", dim), ("segment", seg)]
+    };
+    let stage = |dim: &'static str, sg: &'static str, st: &'static str| {
+        [("pipeline", "p"), ("funnel_stage", st), ("window", "7d"), ("dimension", dim), ("segment", sg)]
+    };
+    // The segments that exist, from the zero-filled entries at stage a.
+    let segments = |dim: &'static str| -> Vec<String> {
+        m.series("crm_funnel_segment_stage_entries", &[("dimension", dim), ("funnel_stage", "a")])
+            .into_iter()
+            .map(|(rest, _)| rest.iter().find(|(k, _)| k == "segment").unwrap().1.clone())
+            .collect()
+    };
+    assert_eq!(segments("source"), ["ads", "fair", "other", "unspecified"]);
+    assert_eq!(segments("team"), ["east", "other", "unspecified", "west"]);
+    // 8 segments × 4 stages × 1 window, zeros included.
+    assert_eq!(m.series("crm_funnel_segment_stage_entries", &[]).len(), 32);
+    // Entries at a: every deal was created in the window.
+    for (dim, sg, n) in [
+        ("source", "ads", 2.0),
+        ("source", "fair", 1.0),
+        ("source", "other", 3.0),
+        ("source", "unspecified", 1.0),
+        ("team", "east", 3.0),
+        ("team", "west", 2.0),
+        ("team", "other", 1.0),
+        ("team", "unspecified", 1.0),
+    ] {
+        eq(m.v("crm_funnel_segment_stage_entries", &stage(dim, sg, "a")), n);
+        eq(m.v("crm_funnel_segment_cohort_deals", &stage(dim, sg, "a")), n);
+    }
+    // g1 (source other, team east) passed b when it reached c.
+    eq(m.v("crm_funnel_segment_stage_entries", &stage("source", "other", "b")), 1.0);
+    eq(m.v("crm_funnel_segment_stage_entries", &stage("team", "east", "c")), 1.0);
+    eq(m.v("crm_funnel_segment_stage_entries", &stage("source", "ads", "c")), 0.0);
+    // Won and lost: g1 won (other / east), g2 lost (ads, where it moved / west).
+    eq(m.v("crm_funnel_segment_won_deals", &seg("source", "other")), 1.0);
+    eq(m.v("crm_funnel_segment_lost_deals", &seg("source", "ads")), 1.0);
+    eq(m.v("crm_funnel_segment_won_deals", &seg("source", "fair")), 0.0);
+    eq(m.v("crm_funnel_segment_win_rate_ratio", &seg("source", "ads")), 0.0);
+    eq(m.v("crm_funnel_segment_win_rate_ratio", &seg("team", "east")), 1.0);
+    m.absent("crm_funnel_segment_win_rate_ratio", &seg("source", "fair"));
+    let q = |dim: &'static str, sg: &'static str, q: &'static str| {
+        [("pipeline", "p"), ("window", "7d"), ("dimension", dim), ("segment", sg), ("quantile", q)]
+    };
+    eq(m.v("crm_funnel_segment_time_to_close_quantile_seconds", &q("team", "east", "0.5")), 172_800.0);
+    eq(m.v("crm_funnel_segment_time_to_close_quantile_seconds", &q("source", "other", "0.9")), 172_800.0);
+    m.absent("crm_funnel_segment_time_to_close_quantile_seconds", &q("team", "west", "0.5"));
+    // Open deals (any stage): source ads g3, fair g4, other g5 + g7, unspecified g6.
+    let open = |dim: &'static str, sg: &'static str| [("pipeline", "p"), ("dimension", dim), ("segment", sg)];
+    for (dim, sg, n) in [("source", "ads", 1.0), ("source", "other", 2.0), ("team", "east", 2.0), ("team", "west", 1.0)]
+    {
+        eq(m.v("crm_funnel_segment_open_deals", &open(dim, sg)), n);
+    }
+    // No amounts: every open deal adds 0 in the pipeline's currency.
+    let amount = [("pipeline", "p"), ("dimension", "source"), ("segment", "fair"), ("currency", "USD")];
+    eq(m.v("crm_funnel_segment_open_amount", &amount), 0.0);
+    // Spend: ads 100; other 30 (web is no listed source); unspecified 50; team east 30.
+    let cur = |dim: &'static str, sg: &'static str| {
+        [("pipeline", "p"), ("window", "7d"), ("dimension", dim), ("segment", sg), ("currency", "USD")]
+    };
+    eq(m.v("crm_funnel_segment_acquisition_spend", &cur("source", "ads")), 100.0);
+    eq(m.v("crm_funnel_segment_acquisition_spend", &cur("source", "other")), 30.0);
+    eq(m.v("crm_funnel_segment_acquisition_spend", &cur("source", "unspecified")), 50.0);
+    eq(m.v("crm_funnel_segment_acquisition_spend", &cur("team", "east")), 30.0);
+    m.absent("crm_funnel_segment_acquisition_spend", &cur("source", "fair"));
+    // Cost per lead = spend / new deals of the segment; CAC = spend / its won deals.
+    eq(m.v("crm_funnel_segment_cost_per_lead", &cur("source", "ads")), 50.0);
+    eq(m.v("crm_funnel_segment_cost_per_lead", &cur("source", "other")), 10.0);
+    // sp1 carries no team either: team unspecified has 100 + 50 over g5, its one new deal.
+    eq(m.v("crm_funnel_segment_acquisition_spend", &cur("team", "unspecified")), 150.0);
+    eq(m.v("crm_funnel_segment_cost_per_lead", &cur("team", "unspecified")), 150.0);
+    eq(m.v("crm_funnel_segment_customer_acquisition_cost", &cur("source", "other")), 30.0);
+    eq(m.v("crm_funnel_segment_customer_acquisition_cost", &cur("team", "east")), 30.0);
+    m.absent("crm_funnel_segment_customer_acquisition_cost", &cur("source", "ads"));
+    // Feedback by band, in the deal's segment; every band of both surveys, zeros included.
+    let band = |dim: &'static str, sg: &'static str, survey: &'static str, b: &'static str| {
+        let mut l = seg(dim, sg).to_vec();
+        l.extend([("survey", survey), ("band", b)]);
+        m.v("crm_funnel_segment_feedback_responses", &l)
+    };
+    eq(band("source", "other", "csat", "satisfied"), 1.0);
+    eq(band("source", "other", "csat", "neutral"), 1.0);
+    eq(band("source", "other", "nps", "promoter"), 1.0);
+    eq(band("source", "ads", "nps", "detractor"), 1.0);
+    eq(band("source", "fair", "nps", "passive"), 0.0);
+    assert_eq!(m.series("crm_funnel_segment_feedback_responses", &[]).len(), 8 * 6);
+    eq(m.v("crm_funnel_segment_csat_ratio", &seg("source", "other")), 0.5);
+    eq(m.v("crm_funnel_segment_csat_ratio", &seg("team", "unspecified")), 0.0);
+    eq(m.v("crm_funnel_segment_net_promoter_score", &seg("source", "ads")), -100.0);
+    eq(m.v("crm_funnel_segment_net_promoter_score", &seg("team", "east")), 100.0);
+    m.absent("crm_funnel_segment_csat_ratio", &seg("source", "ads"));
+}
+
+#[tokio::test]
+async fn no_breakdowns_no_segment_series_and_other_exists_only_when_used() {
+    let off = CONFIG_G
+        .replace(r#"breakdowns = ["source", "team"]"#, "breakdowns = []")
+        .replace("[breakdown_segments]\nteam = [\"east\", \"west\"]\n", "");
+    let (snap, _) = run(&config(&off), &scenario_g()).await;
+    let segment_samples = snap.families.iter().filter(|f| f.spec.name.starts_with("crm_funnel_segment_"));
+    assert_eq!(segment_samples.map(|f| f.samples.len()).sum::<usize>(), 0, "breakdowns = [] exports no segment series");
+    // One deal with a listed team and no source: source has only unspecified; team
+    // east and west (listed) exist, other and unspecified do not.
+    let lines = vec![pl("c", "d", "deal_created", at(0, 0), json!({"stage": "a", "team": "east"}))];
+    let (snap, _) = run(&config(CONFIG_G), &[(0, lines)]).await;
+    let m = M(snap);
+    let segs: Vec<(String, String)> = m
+        .series("crm_funnel_segment_open_deals", &[])
+        .into_iter()
+        .map(|(l, _)| (l[1].1.clone(), l[2].1.clone()))
+        .collect();
+    let want = [("source", "unspecified"), ("team", "east"), ("team", "west")];
+    assert_eq!(segs, want.map(|(d, s)| (d.to_string(), s.to_string())));
+}
+
 #[tokio::test]
 async fn default_pipeline_skips_back_moves_and_post_sale() {
     let t = at(10, 0);

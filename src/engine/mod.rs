@@ -9,7 +9,7 @@
 //! reads are made, at the same time as the other queries that are ready
 //! (each its own task, two at a time: both cores).
 //! Parameters reach SQL only as registered tables (`params`, `windows`,
-//! `pipelines`, `stages`, `buckets`, `quantiles`, `surveys`, `score_buckets`)
+//! `pipelines`, `stages`, `buckets`, `quantiles`, `surveys`, `score_buckets`, `bands`)
 //! and as the functions of
 //! [`functions`], never as SQL text.
 //!
@@ -46,7 +46,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures_util::StreamExt;
 
-use crate::config::{Config, Pipeline, Window};
+use crate::config::{Breakdowns, Config, Pipeline, Window};
 use crate::deals;
 use crate::event::Survey;
 use crate::export::{self, Family, Kind, MetricSpec};
@@ -58,6 +58,16 @@ pub const BUCKETS: [u32; 12] =
     [3600, 14400, 43200, 86400, 172800, 259200, 604800, 1209600, 2592000, 5184000, 7776000, 15552000];
 /// Quantiles as exact fractions: label, numerator, denominator.
 pub const QUANTILES: [(&str, i64, i64); 2] = [("0.5", 1, 2), ("0.9", 9, 10)];
+
+/// The feedback bands: survey, band, lowest and highest score (docs/metrics.md §5.4).
+const BANDS: [(Survey, &str, i64, i64); 6] = [
+    (Survey::Csat, "satisfied", 4, 5),
+    (Survey::Csat, "neutral", 3, 3),
+    (Survey::Csat, "dissatisfied", 1, 2),
+    (Survey::Nps, "promoter", 9, 10),
+    (Survey::Nps, "passive", 7, 8),
+    (Survey::Nps, "detractor", 0, 6),
+];
 
 /// The built-in query files, compiled in.
 const BUILTIN: &[(&str, &str)] = &[
@@ -79,6 +89,24 @@ const BUILTIN: &[(&str, &str)] = &[
     ("open_deals.sql", include_str!("../../queries/open_deals.sql")),
     ("outcomes.sql", include_str!("../../queries/outcomes.sql")),
     ("period_conversion.sql", include_str!("../../queries/period_conversion.sql")),
+    ("segment_acquisition_spend.sql", include_str!("../../queries/segment_acquisition_spend.sql")),
+    ("segment_cohort_deals.sql", include_str!("../../queries/segment_cohort_deals.sql")),
+    ("segment_cost_per_lead.sql", include_str!("../../queries/segment_cost_per_lead.sql")),
+    ("segment_csat.sql", include_str!("../../queries/segment_csat.sql")),
+    ("segment_customer_acquisition_cost.sql", include_str!("../../queries/segment_customer_acquisition_cost.sql")),
+    ("segment_feedback_counts.sql", include_str!("../../queries/segment_feedback_counts.sql")),
+    ("segment_feedback_responses.sql", include_str!("../../queries/segment_feedback_responses.sql")),
+    ("segment_lost_deals.sql", include_str!("../../queries/segment_lost_deals.sql")),
+    ("segment_net_promoter_score.sql", include_str!("../../queries/segment_net_promoter_score.sql")),
+    ("segment_open_amount.sql", include_str!("../../queries/segment_open_amount.sql")),
+    ("segment_open_deals.sql", include_str!("../../queries/segment_open_deals.sql")),
+    ("segment_outcomes.sql", include_str!("../../queries/segment_outcomes.sql")),
+    ("segment_spend_totals.sql", include_str!("../../queries/segment_spend_totals.sql")),
+    ("segment_stage_counts.sql", include_str!("../../queries/segment_stage_counts.sql")),
+    ("segment_stage_entries.sql", include_str!("../../queries/segment_stage_entries.sql")),
+    ("segment_time_to_close_quantiles.sql", include_str!("../../queries/segment_time_to_close_quantiles.sql")),
+    ("segment_win_rate.sql", include_str!("../../queries/segment_win_rate.sql")),
+    ("segment_won_deals.sql", include_str!("../../queries/segment_won_deals.sql")),
     ("spend_totals.sql", include_str!("../../queries/spend_totals.sql")),
     ("stage_counts.sql", include_str!("../../queries/stage_counts.sql")),
     ("stage_entries.sql", include_str!("../../queries/stage_entries.sql")),
@@ -245,6 +273,7 @@ pub struct Engine {
     pipelines: Vec<Pipeline>,
     windows: Vec<Window>,
     retention_ms: i64,
+    breakdowns: Breakdowns,
     queries: Vec<Query>,
     /// By query: the earlier `-- table:` queries whose tables it reads.
     inputs_of: Vec<Vec<usize>>,
@@ -279,7 +308,6 @@ const SPLIT: [&str; 3] = ["deals", "reached", "events"];
 /// What a refresh reads from the store, gathered under its lock.
 pub struct Input {
     facts: Arc<FactTables>,
-    spend: RecordBatch,
     activities: RecordBatch,
     events: Option<Vec<RecordBatch>>,
 }
@@ -347,6 +375,7 @@ impl Engine {
             pipelines: config.pipelines.clone(),
             windows: config.windows.clone(),
             retention_ms: config.retention_ms,
+            breakdowns: config.breakdowns.clone(),
             plans: tokio::sync::Mutex::new(Plans { by_query: vec![None; queries.len()], ..Plans::default() }),
             queries,
             inputs_of,
@@ -360,6 +389,8 @@ impl Engine {
             ("reached", deals::reached_schema()),
             ("feedback", deals::feedback_schema()),
             ("spend", crate::store::spend_schema()),
+            ("segment_sets", crate::segments::segment_sets_schema()),
+            ("segments", crate::segments::segments_schema()),
             ("activity_counts", activity_counts_schema()),
             ("events", crate::store::events_schema()),
         ];
@@ -394,8 +425,7 @@ impl Engine {
         ];
         let activities = RecordBatch::try_new(activity_counts_schema(), cols).expect("activity_counts schema");
         let events = self.needs_events.then(|| store.events(t_ms));
-        let spend = store.spend(t_ms);
-        Input { facts, spend, activities, events }
+        Input { facts, activities, events }
     }
 
     pub fn queries(&self) -> &[Query] {
@@ -409,7 +439,9 @@ impl Engine {
         slot("deals").set(std::slice::from_ref(&input.facts.deals));
         slot("reached").set(&input.facts.reached);
         slot("feedback").set(std::slice::from_ref(&input.facts.feedback));
-        slot("spend").set(&[input.spend]);
+        slot("spend").set(std::slice::from_ref(&input.facts.spend));
+        slot("segment_sets").set(std::slice::from_ref(&input.facts.segment_sets));
+        slot("segments").set(std::slice::from_ref(&input.facts.segments));
         slot("activity_counts").set(&[input.activities]);
         slot("events").set(&input.events.unwrap_or_default());
         for (name, batch) in self.params(t_ms) {
@@ -516,6 +548,16 @@ impl Engine {
                 ]),
             ),
             ("surveys", batch(vec![("survey", strs(Survey::ALL.iter().map(|s| s.as_str()).collect()))])),
+            (
+                // The bands of the segment feedback responses (docs/metrics.md §5.4).
+                "bands",
+                batch(vec![
+                    ("survey", strs(BANDS.iter().map(|b| b.0.as_str()).collect())),
+                    ("band", strs(BANDS.iter().map(|b| b.1).collect())),
+                    ("low", ints(BANDS.iter().map(|b| b.2).collect())),
+                    ("high", ints(BANDS.iter().map(|b| b.3).collect())),
+                ]),
+            ),
             (
                 // The buckets of the feedback score histogram (docs/metrics.md §5.3): 0 … 10, +Inf.
                 "score_buckets",
@@ -630,7 +672,7 @@ impl Engine {
     /// Plans every query against empty tables: the check behind `funnelwatch check`.
     pub async fn check(&self) -> Vec<String> {
         let mut plans = self.plans.lock().await;
-        let mut store = Store::new(&self.pipelines, self.retention_ms);
+        let mut store = Store::new(&self.pipelines, self.retention_ms, &self.breakdowns);
         let input = self.gather(&mut store, 0);
         self.fill(input, 0);
         let mut errs = Vec::new();

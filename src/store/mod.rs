@@ -35,9 +35,10 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{ArrowDictionaryKeyType, DataType, Field, Schema, SchemaRef};
 
-use crate::config::Pipeline;
+use crate::config::{Breakdowns, Pipeline};
 use crate::deals::{self, Facts, Replayed};
 use crate::event::{Event, EventType, Reason, Rejection};
+use crate::segments::Segments;
 use ids::IdSet;
 use log::{Ev, Id, Removed};
 use shard::{Append, Deals};
@@ -206,17 +207,22 @@ pub struct StoreStats {
     pub partitions: usize,
 }
 
-/// The per-deal tables of one state of the store (docs/metrics.md §4).
+/// The tables of one state of the store: the per-deal facts
+/// (docs/metrics.md §4), the spend events, and the segments (§5.4).
 pub struct FactTables {
     pub deals: RecordBatch,
     /// One batch per stage index.
     pub reached: Vec<RecordBatch>,
     pub feedback: RecordBatch,
+    pub spend: RecordBatch,
+    pub segment_sets: RecordBatch,
+    pub segments: RecordBatch,
 }
 
 pub struct Store {
     pipelines: Vec<Pipeline>,
     retention_ms: i64,
+    breakdowns: Breakdowns,
     ids: IdSet,
     deals: Deals,
     facts: Facts,
@@ -254,7 +260,7 @@ pub struct Store {
 const PARALLEL: usize = 512;
 
 impl Store {
-    pub fn new(pipelines: &[Pipeline], retention_ms: i64) -> Store {
+    pub fn new(pipelines: &[Pipeline], retention_ms: i64, breakdowns: &Breakdowns) -> Store {
         let mut offsets = Vec::new();
         let mut stage_ids = Vec::new();
         for p in pipelines {
@@ -264,6 +270,7 @@ impl Store {
         Store {
             pipelines: pipelines.to_vec(),
             retention_ms,
+            breakdowns: breakdowns.clone(),
             ids: IdSet::default(),
             deals: Deals::default(),
             facts: Facts::new(pipelines),
@@ -404,6 +411,7 @@ impl Store {
                 let amount = e.amount.expect("a spend event has an amount");
                 let id = e.event_id.as_bytes().into();
                 self.spend.push(Spend { at: e.occurred_at, amount, pipeline: e.pipeline, attrs, part, id });
+                self.tables = None;
                 continue;
             }
             let ev = Ev {
@@ -461,6 +469,7 @@ impl Store {
         }
         for s in self.spend.remove(|s| s.part == p) {
             self.release_spend(s);
+            self.tables = None;
         }
         self.max_occurred_at = self.deals.iter().filter_map(|(_, d)| d.log.last_at()).chain(self.spend.last_at()).max();
     }
@@ -556,6 +565,7 @@ impl Store {
             for s in self.spend.remove(|s| s.at <= cutoff) {
                 self.release_spend(s);
             }
+            self.tables = None;
         }
         if self.rows == 0 {
             self.max_occurred_at = None;
@@ -563,6 +573,11 @@ impl Store {
         // Deals derived at an earlier T that hold events T has reached (or,
         // if the clock went back, that hold events after T).
         let went_back = self.derived_at.is_some_and(|d| t_ms < d);
+        // The spend table holds the events up to T: T passed one (either way).
+        let (lo, hi) = self.derived_at.map_or((i64::MIN, t_ms), |d| (d.min(t_ms), d.max(t_ms)));
+        if self.spend.any_in(lo, hi) {
+            self.tables = None;
+        }
         self.derived_at = Some(t_ms);
         let mut due: Vec<u32> = Vec::new();
         if went_back {
@@ -613,9 +628,15 @@ impl Store {
             deal_ids: &deal_ids,
             strings: &strings,
         };
-        let (deals, reached) = self.facts.tables(&self.pipelines, &values);
-        let feedback = self.facts.feedback(&values);
-        let t = Arc::new(FactTables { deals, reached, feedback });
+        let mut segments = Segments::rank(&self.breakdowns, self.pipelines.len(), &strings, self.facts.attributes());
+        let sets = self.facts.segment_sets(&mut segments);
+        let (deals, reached) = self.facts.tables(&self.pipelines, &values, &sets);
+        let feedback = self.facts.feedback(&values, &sets);
+        let spend =
+            self.spend.table(t_ms, &self.pipelines, &self.pipeline_values, &self.attr_parts, &strings, &mut segments);
+        let ids: Vec<&str> = self.pipelines.iter().map(|p| p.id.as_str()).collect();
+        let (segment_sets, segments) = (segments.sets_table(), segments.segments_table(&ids));
+        let t = Arc::new(FactTables { deals, reached, feedback, spend, segment_sets, segments });
         self.tables = Some(t.clone());
         t
     }
@@ -628,12 +649,6 @@ impl Store {
         })
     }
 
-    /// The `spend` table: every held spend event up to `t_ms`.
-    pub fn spend(&mut self, t_ms: i64) -> RecordBatch {
-        let strings: Vec<ArrayRef> = self.dicts.iter_mut().map(Interner::array).collect();
-        self.spend.table(t_ms, &self.pipelines, &self.pipeline_values, &self.attr_parts, &strings)
-    }
-
     /// Activity events in `(start, end]` for each of `ranges`, by pipeline
     /// index and activity name; names with no event in any range are left out.
     pub fn activity_counts(&self, ranges: &[(i64, i64)]) -> Vec<(u16, &str, Vec<usize>)> {
@@ -644,8 +659,8 @@ impl Store {
             .collect()
     }
 
-    /// The `events` table: every held event up to `t_ms`, rebuilt from the
-    /// logs (its cost is a pass over every event: only for queries that read it).
+    /// The `events` table: every held deal event up to `t_ms` (spend events
+    /// are the `spend` table), rebuilt from the logs (its cost is a pass over every event: only for queries that read it).
     pub fn events(&mut self, t_ms: i64) -> Vec<RecordBatch> {
         const ROWS: usize = 64 * 1024;
         let deal_values = self.deal_ids().clone();
@@ -777,7 +792,8 @@ mod tests {
     }
 
     fn store() -> Store {
-        Store::new(&Config::from_toml("").unwrap().pipelines, 1000)
+        let c = Config::from_toml("").unwrap();
+        Store::new(&c.pipelines, 1000, &c.breakdowns)
     }
 
     fn ids(batches: &[RecordBatch]) -> Vec<String> {
@@ -982,7 +998,7 @@ mod tests {
     /// (occurred_at, amount) of the rows of the `spend` table at `t`.
     fn spent(s: &mut Store, t: i64) -> Vec<(i64, f64)> {
         use datafusion::arrow::datatypes::{Float64Type, Int64Type};
-        let b = s.spend(t);
+        let b = s.refresh(t).spend.clone();
         let at = b.column_by_name("occurred_at_ms").unwrap().as_primitive::<Int64Type>();
         let amount = b.column_by_name("amount").unwrap().as_primitive::<Float64Type>();
         let mut rows: Vec<(i64, f64)> = at.values().iter().copied().zip(amount.values().iter().copied()).collect();

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt16Array, UInt32Array,
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt16Array, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::{dict, dictionary};
 use crate::config::Pipeline;
 use crate::deals::{ATTRIBUTES, CURRENCY};
+use crate::segments::Segments;
 
 pub fn spend_schema() -> SchemaRef {
     let mut fields = vec![
@@ -22,6 +23,7 @@ pub fn spend_schema() -> SchemaRef {
         Field::new("currency", DataType::Utf8, false),
     ];
     fields.extend(ATTRIBUTES.iter().map(|(a, _)| Field::new(*a, dict(DataType::UInt32), true)));
+    fields.push(Field::new("segment_set", DataType::UInt64, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -66,13 +68,20 @@ impl SpendLog {
         self.entries.iter().map(|s| s.at).min()
     }
 
+    /// Whether an entry lies in `(lo, hi]`.
+    pub fn any_in(&self, lo: i64, hi: i64) -> bool {
+        self.entries.iter().any(|s| lo < s.at && s.at <= hi)
+    }
+
     pub fn bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Spend>() + self.entries.iter().map(|s| s.id.len()).sum::<usize>()
     }
 
     /// The `spend` table: every held entry up to `t_ms`; the currency is
-    /// the event's, else its pipeline's (docs/metrics.md §7). `parts` gives
-    /// the dictionary keys of each attribute set, `strings` the dictionaries.
+    /// the event's, else its pipeline's (docs/metrics.md §7); each entry's
+    /// segment set from its own attributes. `parts` gives the dictionary
+    /// keys of each attribute set, `strings` the dictionaries.
+    #[allow(clippy::too_many_arguments)]
     pub fn table(
         &self,
         t_ms: i64,
@@ -80,6 +89,7 @@ impl SpendLog {
         pipeline_values: &ArrayRef,
         parts: &[[Option<u32>; 7]],
         strings: &[ArrayRef],
+        segments: &mut Segments,
     ) -> RecordBatch {
         use datafusion::arrow::array::AsArray;
         let held: Vec<&Spend> = self.entries.iter().filter(|s| s.at <= t_ms).collect();
@@ -99,6 +109,11 @@ impl SpendLog {
             let keys = UInt32Array::from_iter(held.iter().map(|s| parts[s.attrs as usize][at]));
             cols.push(dictionary(keys, &strings[at]));
         }
+        let sets = held.iter().map(|s| {
+            let keys = ATTRIBUTES.map(|(_, at)| parts[s.attrs as usize][at].unwrap_or(u32::MAX));
+            segments.set_of(s.pipeline, keys)
+        });
+        cols.push(Arc::new(UInt64Array::from_iter_values(sets)));
         RecordBatch::try_new(spend_schema(), cols).expect("spend schema")
     }
 }
