@@ -1,11 +1,17 @@
 //! Synthetic CRM deal-event traffic for demos, benchmarks and tests: the deal
 //! model (attributes, stage progression, losses, reopenings, activities,
-//! resent duplicates) and its JSON encoding in the format of docs/metrics.md §1.
+//! satisfaction surveys, resent duplicates), the acquisition spend of each
+//! lead channel, and their JSON encoding in the format of docs/metrics.md §1.
+//!
+//! Channels, teams and regions convert differently (referrals close, cold
+//! calls mostly do not), a long sales cycle lowers the customer's scores, and
+//! every channel's spend follows its leads, so the breakdowns tell a story.
 //!
 //! Determinism: each deal draws only from its own ChaCha stream (seed, deal
-//! number), deals are numbered in arrival order, and events leave in the total
-//! order (stream time, deal number, index in deal). So the same arguments give
-//! the same bytes however `advance` calls are split.
+//! number), each day's spend from its own (seed, day), deals are numbered in
+//! arrival order, and events leave in the total order (stream time, deal
+//! number, index in deal; a day's spend after every deal). So the same
+//! arguments give the same bytes however `advance` calls are split.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -35,6 +41,16 @@ const REGION_W: [f64; 5] = [0.32, 0.24, 0.2, 0.14, 0.1];
 #[rustfmt::skip]
 const SOURCES: [&str; 6] = ["website", "referral", "trade_show", "cold_call", "partner", "ads"];
 const SOURCE_W: [f64; 6] = [0.3, 0.15, 0.1, 0.15, 0.1, 0.2];
+/// How each channel's deals convert, against the funnel's `CONV`.
+const SOURCE_LIFT: [f64; 6] = [1.0, 1.3, 1.1, 0.7, 1.15, 0.85];
+/// How each team's and region's deals convert.
+const TEAM_LIFT: [f64; 4] = [1.05, 1.0, 0.9, 1.1];
+const REGION_LIFT: [f64; 5] = [1.05, 1.0, 1.0, 0.9, 0.95];
+/// What a lead of each channel costs, in the pipeline currency's units:
+/// referrals nearly nothing, trade shows a lot.
+const SOURCE_CPL: [f64; 6] = [300.0, 60.0, 2500.0, 150.0, 900.0, 700.0];
+/// Trade shows are paid per show (every two weeks), the others daily.
+const SHOW_EVERY_DAYS: i64 = 14;
 #[rustfmt::skip]
 const REASONS: [&str; 8] = [
     "price", "competitor", "no_budget", "no_decision", "timing", "product_fit", "unresponsive",
@@ -48,9 +64,9 @@ const ACTIVITY_W: [f64; 6] = [3.0, 3.0, 2.0, 1.0, 1.0, 3.0];
 /// Per-step conversion of a five-step funnel, stretched to the pipeline's pre-won stages.
 const CONV: [f64; 5] = [0.75, 0.6, 0.55, 0.5, 0.6];
 #[rustfmt::skip]
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 10] = [
     "deal_created", "stage_changed", "deal_won", "deal_lost", "deal_reopened", "deal_updated",
-    "activity",
+    "activity", "feedback", "feedback", "spend",
 ];
 
 /// Indexes `KINDS`.
@@ -64,6 +80,11 @@ enum Kind {
     Reopened,
     Updated,
     Activity,
+    /// Feedback events, their score in `extra`.
+    Csat,
+    Nps,
+    /// A channel's spend: no deal; its source in `extra`, the team on partner spend.
+    Spend,
 }
 
 /// One scheduled event. The derived order is `(emit, deal, k)`, unique per event: its place
@@ -118,6 +139,8 @@ pub struct Generator {
     next_id: u64,
     heap: BinaryHeap<Reverse<Ev>>,
     timeline: Vec<Ev>,
+    /// The next day whose spend is scheduled (days since the epoch).
+    next_spend_day: i64,
 }
 
 impl Generator {
@@ -160,6 +183,7 @@ impl Generator {
             next_id: 0,
             heap: BinaryHeap::new(),
             timeline: Vec::with_capacity(64),
+            next_spend_day: start_ms.div_euclid(DAY),
         };
         g.next_arrival = g.arrival(start_ms);
         g
@@ -173,6 +197,12 @@ impl Generator {
     pub fn advance(&mut self, to_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         loop {
+            // A day's spend is scheduled when its day begins (before its events are due).
+            if self.deals > 0 && self.span > 0 && self.next_spend_day * DAY <= to_ms {
+                self.spend(self.next_spend_day);
+                self.next_spend_day += 1;
+                continue;
+            }
             let arrival = self.next_arrival.filter(|&a| a <= to_ms);
             let due = self.heap.peek().map(|e| e.0.emit).filter(|&h| h <= to_ms);
             match (arrival, due) {
@@ -207,6 +237,52 @@ impl Generator {
             prev.max(self.start + self.span) + ((-u.ln() * mean_gap).round() as i64).max(1)
         };
         Some(t.max(prev))
+    }
+
+    /// Schedules day `day`'s spend: per pipeline and channel, what its
+    /// expected leads that day cost (trade shows paid once per show), at
+    /// 02:00 UTC. Spend before the history's first day is not sent.
+    fn spend(&mut self, day: i64) {
+        let at = day * DAY + 2 * HOUR;
+        if at <= self.start {
+            return;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_5e4d);
+        rng.set_stream(day as u64);
+        let leads_per_day = self.deals as f64 / (self.span as f64 / DAY as f64);
+        let pipes = self.pipes.len();
+        let total: f64 = SOURCE_W.iter().sum();
+        for pipe in 0..pipes {
+            let share = match (pipes, pipe) {
+                (1, _) => 1.0,
+                (_, 0) => 0.75,
+                _ => 0.25 / (pipes - 1) as f64,
+            };
+            for (src, w) in SOURCE_W.iter().enumerate() {
+                let days = if src == 2 { SHOW_EVERY_DAYS } else { 1 };
+                if day.rem_euclid(days) != 0 {
+                    continue;
+                }
+                let leads = leads_per_day * share * w / total * days as f64;
+                let per_lead = SOURCE_CPL[src] / if self.pipes[pipe].usd_native { 7.2 } else { 1.0 };
+                let cents = (leads * per_lead * 100.0 * rng.random_range(0.7..1.3)).round() as i64;
+                let ev = Ev {
+                    emit: at,
+                    deal: u64::MAX,
+                    k: (pipe * SOURCE_W.len() + src) as u32,
+                    t: at,
+                    id: day as u64,
+                    kind: Kind::Spend,
+                    pipe: pipe as u16,
+                    amount: Some(cents.max(1)),
+                    extra: Some(src as u8),
+                    ts: 2,
+                    with_pipeline: !self.pipes[pipe].is_default,
+                    ..Ev::default()
+                };
+                self.heap.push(Reverse(ev));
+            }
+        }
     }
 
     /// Plays one deal's whole life and schedules its events.
@@ -247,6 +323,7 @@ impl Generator {
         let mut t = created;
         let mut reopens = 0;
         let mut is_won = won == 0;
+        let lift = SOURCE_LIFT[source] * TEAM_LIFT[team] * REGION_LIFT[region];
         while !is_won {
             let mut dwell = d.lognormal(p.median_ms[stage], 0.9);
             if d.rng.random_bool(0.06) {
@@ -266,7 +343,7 @@ impl Generator {
                 d.push(fwd, Kind::Changed, Some(stage));
                 (t, dwell) = (fwd, dwell * 0.6);
             }
-            if d.rng.random_bool(p.conv[stage]) {
+            if d.rng.random_bool((p.conv[stage] * lift).min(0.95)) {
                 let next_t = d.office(t + dwell as i64);
                 d.stay(t, next_t, 6);
                 let skip = stage + 1 < won && d.rng.random_bool(0.05);
@@ -296,6 +373,20 @@ impl Generator {
             }
         }
         if is_won {
+            // Satisfaction: CSAT soon after the win, NPS from a share of the
+            // customers weeks later; a long cycle or a reopening lowers both.
+            let cycle_months = (t - created) as f64 / (30.0 * DAY as f64);
+            let mood = -0.5 * cycle_months - if reopens > 0 { 0.8 } else { 0.0 };
+            if d.rng.random_bool(0.6) {
+                let at = d.after(t, 3.0 * DAY as f64, 0.6);
+                let score = (4.3 + mood + 0.8 * normal(&mut d.rng)).round().clamp(1.0, 5.0);
+                d.push(at, Kind::Csat, None).extra = Some(score as u8);
+            }
+            if d.rng.random_bool(0.35) {
+                let at = d.after(t, 45.0 * DAY as f64, 0.5);
+                let score = (8.3 + 1.5 * mood + 1.6 * normal(&mut d.rng)).round().clamp(0.0, 10.0);
+                d.push(at, Kind::Nps, None).extra = Some(score as u8);
+            }
             for s in won + 1..p.stage_json.len() {
                 if !d.rng.random_bool(if s == won + 1 { 0.6 } else { 0.5 }) {
                     break;
@@ -332,7 +423,11 @@ impl Generator {
         let p = &self.pipes[e.pipe as usize];
         let mut s = String::with_capacity(256);
         let (seed, kind) = (self.seed, KINDS[e.kind as usize]);
-        _ = write!(s, r#"{{"event_id":"{seed:x}-{}","deal_id":"D-{seed}-{:06}","#, e.id, e.deal);
+        if e.kind == Kind::Spend {
+            _ = write!(s, r#"{{"event_id":"{seed:x}-spend-{}-{}","#, e.id, e.k);
+        } else {
+            _ = write!(s, r#"{{"event_id":"{seed:x}-{}","deal_id":"D-{seed}-{:06}","#, e.id, e.deal);
+        }
         _ = write!(s, r#""type":"{kind}","occurred_at":"#);
         let offset = FixedOffset::east_opt(if e.ts == 1 { 8 * 3600 } else { 0 }).expect("valid offset");
         match DateTime::from_timestamp_millis(e.t).filter(|_| e.ts != 0) {
@@ -364,10 +459,20 @@ impl Generator {
             let (t, r, src) = (TEAMS[t as usize], REGIONS[r as usize], SOURCES[src as usize]);
             _ = write!(s, r#","team":"{t}","region":"{r}","source":"{src}""#);
         }
-        if let Some(x) = e.extra {
-            let (key, table) =
-                if e.kind == Kind::Lost { ("lost_reason", &REASONS[..]) } else { ("activity", &ACTIVITIES[..]) };
-            _ = write!(s, r#","{key}":"{}""#, table[x as usize]);
+        match (e.kind, e.extra) {
+            (Kind::Csat | Kind::Nps, Some(score)) => {
+                let survey = if e.kind == Kind::Csat { "csat" } else { "nps" };
+                _ = write!(s, r#","survey":"{survey}","score":{score}"#);
+            }
+            (Kind::Spend, Some(src)) => {
+                _ = write!(s, r#","source":"{}""#, SOURCES[src as usize]);
+                if src == 4 {
+                    _ = write!(s, r#","team":"{}""#, TEAMS[3]);
+                }
+            }
+            (Kind::Lost, Some(x)) => _ = write!(s, r#","lost_reason":"{}""#, REASONS[x as usize]),
+            (_, Some(x)) => _ = write!(s, r#","activity":"{}""#, ACTIVITIES[x as usize]),
+            (_, None) => {}
         }
         s.push('}');
         s
@@ -564,6 +669,12 @@ mod tests {
                 count("no_pipeline", v.get("pipeline").is_none());
                 let stage = v.get("stage").map(|s| p.stage_index(s.as_str().unwrap()).unwrap());
                 let ty = v["type"].as_str().unwrap();
+                if ty == "spend" {
+                    assert!(v.get("deal_id").is_none() && v["amount"].as_f64().unwrap() > 0.0, "{line}");
+                    assert!(SOURCES.iter().any(|s| v["source"] == *s), "{line}");
+                    count("spend", true);
+                    continue;
+                }
                 let deal = v["deal_id"].to_string();
                 let Some((cur, lost, at)) = deals.get_mut(&deal) else {
                     assert_eq!(ty, "deal_created", "{line}");
@@ -581,6 +692,11 @@ mod tests {
                     ("deal_lost", None) if open => "lost",
                     ("deal_reopened", Some(_)) if *lost => "reopened",
                     ("activity", None) => "activity",
+                    ("feedback", None) if *cur >= p.won && !*lost => {
+                        let (survey, score) = (v["survey"].as_str().unwrap(), v["score"].as_u64().unwrap());
+                        assert!(survey == "csat" && (1..=5).contains(&score) || survey == "nps" && score <= 10);
+                        if survey == "csat" { "csat" } else { "nps" }
+                    }
                     ("deal_updated", None) => "updated",
                     _ => panic!("{line} does not fit its deal's state"),
                 };
@@ -595,7 +711,7 @@ mod tests {
             prev = to;
         }
         eprintln!("{} events, {} deals: {n:?}", seen.len(), deals.len());
-        let keys = ["back", "skip", "won_skipping", "post", "no_reason", "reopened", "updated"];
+        let keys = ["back", "skip", "won_skipping", "post", "no_reason", "reopened", "updated", "csat", "nps", "spend"];
         for k in keys.into_iter().chain(["resent", "epoch", "usd", "no_pipeline"]) {
             assert!(n[k] > 0, "no {k}: {n:?}");
         }
