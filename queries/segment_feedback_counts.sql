@@ -2,14 +2,9 @@
 -- Per pipeline, window, dimension, segment, survey and band (docs/metrics.md
 -- §5.4): the feedback responses within the window, a response falling in its
 -- deal's segment; every band of both surveys for every segment that exists.
-WITH g AS (
-  SELECT pipeline_index, segment_set, CAST(survey AS VARCHAR) AS survey, score,
-         count_by_window(window_of(occurred_at_ms)) AS n
-  FROM feedback
-  GROUP BY pipeline_index, segment_set, CAST(survey AS VARCHAR), score
-), by_segment AS (
+WITH by_segment AS (
   SELECT g.pipeline_index, s.dimension, s.segment, w.window, g.survey, b.band, SUM(list_at(g.n, w.idx)) AS n
-  FROM g
+  FROM feedback_by_set g
   JOIN bands b ON b.survey = g.survey AND g.score >= b.low AND g.score <= b.high
   JOIN segment_sets s ON s.segment_set = g.segment_set
   CROSS JOIN windows w

@@ -2,16 +2,10 @@
 -- outcomes restricted to each segment (docs/metrics.md §5.4): per pipeline,
 -- window, dimension and segment, the deals won and lost within the window;
 -- zeros included for every segment that exists.
-WITH g AS (
-  SELECT pipeline_index, segment_set,
-         count_by_window(window_of(won_ms)) AS won,
-         count_by_window(CASE WHEN state = 'lost' THEN window_of(lost_ms) END) AS lost
-  FROM deals
-  GROUP BY pipeline_index, segment_set
-), by_segment AS (
+WITH by_segment AS (
   SELECT g.pipeline_index, s.dimension, s.segment, w.window,
          SUM(list_at(g.won, w.idx)) AS won, SUM(list_at(g.lost, w.idx)) AS lost
-  FROM g
+  FROM outcome_counts g
   JOIN segment_sets s ON s.segment_set = g.segment_set
   CROSS JOIN windows w
   GROUP BY g.pipeline_index, s.dimension, s.segment, w.window

@@ -1,18 +1,12 @@
 -- table: segment_stage_counts
 -- stage_counts restricted to each segment (docs/metrics.md §5.4): per
 -- pipeline, stage, window, dimension and segment, the period entries and the
--- cohort deals; zeros included for every segment that exists. One pass over
--- `reached` by segment set, then fanned out to the dimensions (segment_sets).
-WITH g AS (
-  SELECT pipeline_index, stage_index, segment_set,
-         count_by_window(window_of(reached_ms)) AS entries,
-         count_by_window(window_of(created_ms)) AS cohort
-  FROM reached
-  GROUP BY pipeline_index, stage_index, segment_set
-), by_segment AS (
+-- cohort deals; zeros included for every segment that exists. The counts of
+-- reached_counts by segment set, fanned out to the dimensions (segment_sets).
+WITH by_segment AS (
   SELECT g.pipeline_index, g.stage_index, s.dimension, s.segment, w.window,
          SUM(list_at(g.entries, w.idx)) AS entries, SUM(list_at(g.cohort, w.idx)) AS cohort
-  FROM g
+  FROM reached_counts g
   JOIN segment_sets s ON s.segment_set = g.segment_set
   CROSS JOIN windows w
   GROUP BY g.pipeline_index, g.stage_index, s.dimension, s.segment, w.window
