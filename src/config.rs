@@ -102,7 +102,8 @@ pub struct Breakdowns {
     pub fixed: BTreeMap<Dimension, Vec<String>>,
 }
 
-/// The largest `breakdown_limit`: a segment is a series of every segment family.
+/// The largest `breakdown_limit` and fixed segment list: a segment is a
+/// series of every segment family.
 const MAX_BREAKDOWN_LIMIT: i64 = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -552,6 +553,9 @@ fn breakdowns(
         if !dims.contains(&d) {
             errs.push(format!("{key}: {name} is not in breakdowns, so it has no segments"));
         }
+        if values.len() > MAX_BREAKDOWN_LIMIT as usize {
+            errs.push(format!("{key}: {} segments, at most {MAX_BREAKDOWN_LIMIT}", values.len()));
+        }
         for (i, v) in values.iter().enumerate() {
             if v == "other" || v == "unspecified" {
                 errs.push(format!(
@@ -664,6 +668,9 @@ mod tests {
         assert_eq!((c.breakdowns.dimensions, c.breakdowns.limit), (vec![Dimension::Owner, Dimension::Region], 7));
         let off = Config::from_toml_with_env("", &env(&[("FUNNELWATCH_BREAKDOWNS", "")])).unwrap();
         assert!(off.breakdowns.dimensions.is_empty(), "an empty list turns breakdowns off");
+        let many: Vec<String> = (0..1001).map(|i| format!("\"s{i}\"")).collect();
+        let errs = Config::from_toml(&format!("[breakdown_segments]\nsource = [{}]", many.join(","))).unwrap_err().0;
+        assert_eq!(errs, ["breakdown_segments.source: 1001 segments, at most 1000"]);
         let bad = Config::from_toml_with_env("", &env(&[("FUNNELWATCH_BREAKDOWN_LIMIT", "lots")])).unwrap_err().0;
         assert_eq!(bad, ["breakdown_limit: must be a whole number of segments, like 20"]);
     }

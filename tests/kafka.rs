@@ -218,12 +218,17 @@ fn readiness_waits_for_the_whole_rebuild_of_a_large_partition() {
     eprintln!("observed {partial} scrapes of a half-rebuilt store, none of them ready");
 }
 
-/// Series that add up across instances: everything but ratios, quantiles and T.
+/// Series that add up across instances: everything but ratios (cost per
+/// lead, acquisition cost and net promoter score are ratios too), quantiles and T.
 fn additive(samples: &Samples) -> Samples {
+    const RATIOS: [&str; 3] = ["_cost_per_lead", "_customer_acquisition_cost", "_net_promoter_score"];
     samples
         .iter()
         .filter(|((n, _), _)| {
-            !n.ends_with("_ratio") && !n.contains("_quantile_") && !n.contains("evaluation_timestamp")
+            !n.ends_with("_ratio")
+                && !RATIOS.iter().any(|r| n.ends_with(r))
+                && !n.contains("_quantile_")
+                && !n.contains("evaluation_timestamp")
         })
         .map(|(k, v)| (k.clone(), *v))
         .collect()
@@ -273,8 +278,22 @@ fn two_instances_in_one_group_sum_to_a_single_instance() {
     create_topic(&brokers, &topic, 4);
     publish(&brokers, &topic, &events);
 
-    let single = serve(&kafka_config(&dir, "single", &brokers, &topic, &unique("single"), ""), &[]);
-    let group = kafka_config(&dir, "group", &brokers, &topic, &unique("pair"), "");
+    // Fixed segments (docs/metrics.md §5.4): every instance exports the same
+    // ones, so each segment's counts add up exactly (top-N ones need not).
+    let fixed = |path: std::path::PathBuf| {
+        let owners: Vec<String> = GENERATED_OWNERS.iter().map(|o| format!("{o:?}")).collect();
+        let segments = format!(
+            "\n[breakdown_segments]\nsource = [\"website\", \"referral\", \"trade_show\", \"cold_call\", \"partner\", \"ads\"]\n\
+             team = [\"enterprise\", \"mid-market\", \"smb\", \"channel\"]\nregion = [\"华东\", \"华北\", \"华南\", \"西部\", \"海外\"]\n\
+             owner = [{}]\n",
+            owners.join(", ")
+        );
+        let text = std::fs::read_to_string(&path).unwrap() + &segments;
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let single = serve(&fixed(kafka_config(&dir, "single", &brokers, &topic, &unique("single"), "")), &[]);
+    let group = fixed(kafka_config(&dir, "group", &brokers, &topic, &unique("pair"), ""));
     let a = serve(&group, &[]);
     let b = serve(&group, &[]);
     single.wait_ready(WAIT);
@@ -293,6 +312,30 @@ fn two_instances_in_one_group_sum_to_a_single_instance() {
     });
     poll_sums(&[&a], &single, "A alone = single");
 }
+
+/// The owners `funnelwatch generate` assigns (src/source/generator.rs).
+const GENERATED_OWNERS: [&str; 20] = [
+    "zhang.wei",
+    "wang.fang",
+    "li.na",
+    "liu.yang",
+    "chen.jie",
+    "yang.li",
+    "zhao.lei",
+    "huang.min",
+    "zhou.tao",
+    "wu.xia",
+    "xu.jing",
+    "sun.hao",
+    "ma.lin",
+    "zhu.hong",
+    "hu.bin",
+    "guo.qiang",
+    "he.yan",
+    "lin.feng",
+    "luo.hui",
+    "gao.ming",
+];
 
 /// Messages no producer should send, with the reason funnelwatch gives.
 const BAD: &[(&str, &str)] = &[
