@@ -1,7 +1,8 @@
 //! Per-deal facts of docs/metrics.md §4, kept up to date at ingest: for
 //! every deal its state, current stage and since when, loss, amount,
-//! currency, attributes, `R(d, i)` for every stage it reached, and its
-//! feedback answers up to `T` (§5.3).
+//! currency, attributes, `R(d, i)` for every stage it reached, its
+//! feedback answers up to `T` (§5.3), and the losses that a later event
+//! ended (what the deal's state was at an earlier `T`, §5.5).
 //!
 //! [`Replayed::add`] is the one place that replays a deal's events (from its
 //! own log, in (`occurred_at`, `event_id`) order, up to `T`); the store calls
@@ -75,6 +76,18 @@ pub fn feedback_schema() -> SchemaRef {
     ]))
 }
 
+/// A loss that a later stage-bearing event or loss ended: the deal was
+/// lost from `lost_ms` until (not including) `ended_ms` (docs/metrics.md §5.5).
+pub fn ended_losses_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("deal_key", DataType::UInt32, false),
+        Field::new("pipeline_index", DataType::UInt16, false),
+        Field::new("lost_ms", DataType::Int64, false),
+        Field::new("ended_ms", DataType::Int64, false),
+        Field::new("segment_set", DataType::UInt64, false),
+    ]))
+}
+
 pub fn reached_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("deal_key", DataType::UInt32, false),
@@ -123,6 +136,8 @@ pub struct Facts {
     reach: Vec<Vec<i64>>,
     /// The feedback answers up to `T` (time, answer) of the slots that have any.
     answers: hashbrown::HashMap<u32, Box<[(i64, Answer)]>>,
+    /// The ended losses up to `T` (lost, ended) of the slots that have any.
+    ended: hashbrown::HashMap<u32, Box<[(i64, i64)]>>,
 }
 
 impl Facts {
@@ -167,6 +182,7 @@ impl Facts {
             *l = false;
         }
         self.answers.remove(&slot);
+        self.ended.remove(&slot);
     }
 
     /// The number of `R(d, i)` columns (the longest pipeline's stages).
@@ -195,12 +211,8 @@ impl Facts {
             for (col, &r) in self.reach.iter_mut().zip(reach) {
                 col[s] = r;
             }
-            let answers = &replayed.answers[row.answers.clone()];
-            if answers.is_empty() {
-                self.answers.remove(&row.slot);
-            } else {
-                self.answers.insert(row.slot, answers.into());
-            }
+            sparse(&mut self.answers, row.slot, &replayed.answers[row.answers.clone()]);
+            sparse(&mut self.ended, row.slot, &replayed.ended[row.ended.clone()]);
         }
     }
 
@@ -250,6 +262,24 @@ impl Facts {
             Arc::new(UInt64Array::from(set)),
         ];
         RecordBatch::try_new(feedback_schema(), cols).expect("feedback schema")
+    }
+
+    /// The `ended_losses` table: a row per ended loss of a live deal, up to
+    /// `T`; `sets` is [`Facts::segment_sets`].
+    pub fn ended_losses(&self, sets: &[u64]) -> RecordBatch {
+        let rows = self.ended.iter().flat_map(|(&slot, losses)| losses.iter().map(move |&l| (slot, l)));
+        let (slots, losses): (Vec<u32>, Vec<(i64, i64)>) = rows.unzip();
+        let (lost, ended): (Vec<i64>, Vec<i64>) = losses.into_iter().unzip();
+        let pipeline = UInt16Array::from_iter_values(slots.iter().map(|&s| self.pipeline[s as usize]));
+        let set = UInt64Array::from_iter_values(slots.iter().map(|&s| sets[s as usize]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from(slots)),
+            Arc::new(pipeline),
+            Arc::new(Int64Array::from(lost)),
+            Arc::new(Int64Array::from(ended)),
+            Arc::new(set),
+        ];
+        RecordBatch::try_new(ended_losses_schema(), cols).expect("ended_losses schema")
     }
 
     /// The `deals` table and the `reached` table (one batch per stage index);
@@ -348,7 +378,11 @@ impl Facts {
     pub fn bytes(&self) -> usize {
         let n = self.live.capacity();
         let answers: usize = self.answers.values().map(|a| a.len() * 16).sum();
-        n * (1 + 2 + 1 + 2 + 8 + 8 + 4 + 8 + 4 + 4 * 4 + 8 * self.reach.len()) + answers + self.answers.capacity() * 24
+        let ended: usize = self.ended.values().map(|a| a.len() * 16).sum();
+        n * (1 + 2 + 1 + 2 + 8 + 8 + 4 + 8 + 4 + 4 * 4 + 8 * self.reach.len())
+            + answers
+            + ended
+            + (self.answers.capacity() + self.ended.capacity()) * 24
     }
 }
 
@@ -362,6 +396,8 @@ pub struct Replayed {
     reach: Vec<i64>,
     /// The rows' feedback answers (each row's a range of them).
     answers: Vec<(i64, Answer)>,
+    /// The rows' ended losses, (lost, ended) (each row's a range of them).
+    ended: Vec<(i64, i64)>,
     /// Scratch: first entry into each stage while replaying.
     entered: Vec<i64>,
 }
@@ -380,6 +416,8 @@ struct Row {
     attrs: [u32; 4],
     /// Its answers in [`Replayed::answers`].
     answers: std::ops::Range<usize>,
+    /// Its ended losses in [`Replayed::ended`].
+    ended: std::ops::Range<usize>,
     /// The first `occurred_at` after `T`, when the deal has events after it.
     next: Option<i64>,
 }
@@ -408,7 +446,7 @@ impl Replayed {
         let mut currency = NONE_U32;
         let mut attrs = [NONE_U32; 4];
         let (mut any, mut next) = (false, None);
-        let first_answer = self.answers.len();
+        let (first_answer, first_ended) = (self.answers.len(), self.ended.len());
         for e in events {
             if e.at > t_ms {
                 next = Some(e.at);
@@ -416,6 +454,10 @@ impl Replayed {
             }
             any = true;
             let strings = &parts[e.attrs as usize];
+            // A stage-bearing event or another loss ends a loss.
+            if state == LOST && (e.kind.bears_stage() || e.kind == EventType::DealLost) {
+                self.ended.push((lost, e.at));
+            }
             if e.kind.bears_stage() {
                 let i = e.stage.expect("stage-bearing events have a stage");
                 let first = &mut self.entered[usize::from(i)];
@@ -470,6 +512,7 @@ impl Replayed {
             currency,
             attrs,
             answers: first_answer..self.answers.len(),
+            ended: first_ended..self.ended.len(),
             next,
         });
     }
@@ -477,6 +520,15 @@ impl Replayed {
     /// (first `occurred_at` after `T`, slot) of each deal that has events after `T`.
     pub fn next_events(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
         self.rows.iter().filter_map(|r| Some((r.next?, r.slot)))
+    }
+}
+
+/// Keeps `items` under `slot` in `map`, or no entry if there are none.
+fn sparse<T: Copy>(map: &mut hashbrown::HashMap<u32, Box<[T]>>, slot: u32, items: &[T]) {
+    if items.is_empty() {
+        map.remove(&slot);
+    } else {
+        map.insert(slot, items.into());
     }
 }
 

@@ -56,6 +56,10 @@ pub struct MetricSpec {
     pub kind: Kind,
     pub labels: Vec<String>,
     pub value: String,
+    /// On `/metrics`; a family that is not (`-- export: no`) is only read by
+    /// the dashboard and `/api/funnel`, e.g. the previous period's values
+    /// (docs/metrics.md §5.5).
+    pub exported: bool,
 }
 
 /// Columns a histogram query must return besides its labels and value.
@@ -146,7 +150,7 @@ pub fn family(spec: &MetricSpec, batches: &[RecordBatch]) -> Result<Family, Stri
 /// Renders families in the Prometheus classic text format.
 pub fn render(families: &[Family]) -> String {
     let mut out = String::new();
-    for f in families {
+    for f in families.iter().filter(|f| f.spec.exported) {
         let help = f.spec.help.replace('\\', "\\\\").replace('\n', "\\n");
         let _ = writeln!(out, "# HELP {} {}", f.spec.name, help);
         let _ = writeln!(out, "# TYPE {} {}", f.spec.name, f.spec.kind.as_str());
@@ -301,6 +305,7 @@ mod tests {
             kind,
             labels: labels.iter().map(|s| s.to_string()).collect(),
             value: "value".into(),
+            exported: true,
         }
     }
 

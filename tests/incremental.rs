@@ -10,6 +10,10 @@
 //! dropped partition. The test keeps its own account of which events the
 //! store holds (what it accepted, minus what retention or the drop took)
 //! and builds the reference store from that account alone.
+//!
+//! The same random events also check the previous period (docs/metrics.md
+//! §5.5): every `crm_funnel_previous_*` value at `T` equals its family at
+//! `T − W` from a store given only the events up to `T − W`.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +22,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use funnelwatch::config::Config;
 use funnelwatch::engine::Engine;
 use funnelwatch::event::{Decoder, Event, EventType};
+use funnelwatch::export::Sample;
 use funnelwatch::store::{Inserted, PartitionKey, Store};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -140,7 +145,7 @@ fn facts(store: &mut Store, t: i64) -> Vec<Vec<String>> {
     let mut deals = rows(&tables.deals, &["deal_key"]);
     deals.sort();
     let mut by_deal: Vec<String> = Vec::new();
-    for b in tables.reached.iter().chain([&tables.feedback]) {
+    for b in tables.reached.iter().chain([&tables.feedback, &tables.ended_losses]) {
         let keys = b.column_by_name("deal_key").expect("deal_key");
         let keys = keys.as_any().downcast_ref::<datafusion::arrow::array::UInt32Array>().expect("u32 keys");
         for (i, row) in rows(b, &["deal_key"]).into_iter().enumerate() {
@@ -154,13 +159,14 @@ fn facts(store: &mut Store, t: i64) -> Vec<Vec<String>> {
     vec![deals, by_deal, spend, sets, segments]
 }
 
-fn business(engine: &Engine, rt: &tokio::runtime::Runtime, store: &mut Store, t: i64) -> String {
+/// Every sample of every family at `t`, also those not on `/metrics`.
+fn business(engine: &Engine, rt: &tokio::runtime::Runtime, store: &mut Store, t: i64) -> Vec<Sample> {
     let input = engine.gather(store, t);
     let snap = rt.block_on(engine.refresh(input, t)).expect("refresh");
     for (file, r) in &snap.queries {
         assert!(r.is_ok(), "{file}: {r:?}");
     }
-    snap.text
+    snap.families.into_iter().flat_map(|f| f.samples).collect()
 }
 
 #[test]
@@ -239,4 +245,92 @@ fn maintained_facts_and_output_equal_a_fresh_derivation() {
         );
     }
     assert!(evictions > 0, "retention evicted something in some case");
+}
+
+/// Each previous-period family and the family whose earlier value it holds.
+const PREVIOUS: [(&str, &str); 13] = [
+    ("crm_funnel_previous_stage_entries", "crm_funnel_stage_entries"),
+    ("crm_funnel_previous_period_conversion_ratio", "crm_funnel_period_conversion_ratio"),
+    ("crm_funnel_previous_transition_duration_quantile_seconds", "crm_funnel_transition_duration_quantile_seconds"),
+    ("crm_funnel_previous_time_to_close_quantile_seconds", "crm_funnel_time_to_close_quantile_seconds"),
+    ("crm_funnel_previous_won_deals", "crm_funnel_won_deals"),
+    ("crm_funnel_previous_lost_deals", "crm_funnel_lost_deals"),
+    ("crm_funnel_previous_win_rate_ratio", "crm_funnel_win_rate_ratio"),
+    ("crm_funnel_previous_acquisition_spend", "crm_funnel_acquisition_spend"),
+    ("crm_funnel_previous_cost_per_lead", "crm_funnel_cost_per_lead"),
+    ("crm_funnel_previous_customer_acquisition_cost", "crm_funnel_customer_acquisition_cost"),
+    ("crm_funnel_previous_feedback_responses", "crm_funnel_feedback_score_count"),
+    ("crm_funnel_previous_csat_ratio", "crm_funnel_csat_ratio"),
+    ("crm_funnel_previous_net_promoter_score", "crm_funnel_net_promoter_score"),
+];
+
+/// The samples of family `name` in `window`, as sorted "labels value" lines.
+fn series(samples: &[Sample], name: &str, window: &str) -> Vec<String> {
+    let mut out: Vec<String> = samples
+        .iter()
+        .filter(|s| s.name == name && s.label("window") == Some(window))
+        .map(|s| format!("{:?} {}", s.labels, s.value))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn previous_period_values_equal_a_store_evaluated_at_t_minus_w() {
+    let config = Config::from_toml(CONFIG).expect("config");
+    let decoder = Decoder::new(&config.pipelines, config.max_clock_skew_ms);
+    let engine = Engine::new(&config).expect("queries");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let part = PartitionKey::new("t", 0);
+    // 2W fits in the 20d retention for 1d and 7d, not for 14d.
+    let (with_previous, without) = (["1d", "7d"], "14d");
+    let mut nonzero = BTreeMap::<&str, usize>::new();
+    for seed in 0..40u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(1000 + seed);
+        let deals = rng.random_range(3..20);
+        let span = rng.random_range(3..25) * D;
+        let t = BASE + span;
+        let mut store = Store::new(&config.pipelines, config.retention_ms, &config.breakdowns);
+        let mut lines: Vec<String> = Vec::new();
+        for n in 0..rng.random_range(30..300) {
+            let (deal, at) = (rng.random_range(0..deals), BASE + rng.random_range(0..=span));
+            lines.push(line(&mut rng, n, deal, at));
+        }
+        let mut held: Vec<Event> = Vec::new();
+        for l in &lines {
+            let e = decoder.decode(l.as_bytes(), i64::MAX / 2).expect("test events are valid");
+            if let Ok(Inserted::Accepted) = store.insert(&part, &e, Some(t)) {
+                held.push(e);
+            }
+        }
+        let now = business(&engine, &rt, &mut store, t);
+        held.retain(|e| e.occurred_at > t - config.retention_ms);
+        for (previous, _) in PREVIOUS {
+            assert_eq!(
+                series(&now, previous, without),
+                Vec::<String>::new(),
+                "seed {seed}: {previous}, 2W > retention"
+            );
+        }
+        for (window, width) in with_previous.iter().zip([D, 7 * D]) {
+            let earlier_t = t - width;
+            let mut earlier = Store::new(&config.pipelines, config.retention_ms, &config.breakdowns);
+            for e in held.iter().filter(|e| e.occurred_at <= earlier_t) {
+                assert_eq!(earlier.insert(&part, e, Some(earlier_t)), Ok(Inserted::Accepted), "seed {seed}");
+            }
+            let then = business(&engine, &rt, &mut earlier, earlier_t);
+            for (previous, current) in PREVIOUS {
+                let expected = series(&then, current, window);
+                let got = series(&now, previous, window);
+                assert_eq!(got, expected, "seed {seed}, window {window}: {previous} at T = {current} at T - W");
+                if expected.iter().any(|l| !l.ends_with(" 0")) {
+                    *nonzero.entry(previous).or_default() += 1;
+                }
+            }
+        }
+    }
+    // Every family was compared with something other than zeros or nothing.
+    for (previous, _) in PREVIOUS {
+        assert!(nonzero.get(previous).copied().unwrap_or(0) >= 5, "{previous}: {nonzero:?}");
+    }
 }

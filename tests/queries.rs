@@ -1624,7 +1624,7 @@ fn unknown_and_repeated_header_keys_are_errors() {
         errs,
         [
             "twice.sql: header: help is given twice",
-            "typo.sql: header: unknown key \"lables\" (the keys are table, metric, type, help, labels, value)",
+            "typo.sql: header: unknown key \"lables\" (the keys are table, metric, type, help, labels, value, export)",
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);

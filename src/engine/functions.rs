@@ -4,12 +4,15 @@
 //! - `window_of(ms)`: the `idx` (in `windows`) of the smallest window
 //!   `(T − W, T]` that holds `ms`, NULL if none does. The windows all end
 //!   at `T`, so they are nested: a fact counted under its smallest window
-//!   is summed into every wider one (`idx >= window_of(ms)`).
+//!   is summed into every wider one (`idx >= window_of(ms)`). Besides the
+//!   configured windows it tells apart their doubles (`prev_idx` in
+//!   `windows`), so a count over the previous period `(T − 2W, T − W]` is
+//!   the count at `prev_idx` less the count at `idx`.
 //! - `bucket_of(ms)`: the `idx` (in `buckets`) of the smallest histogram
 //!   bucket that holds a duration of `ms` milliseconds.
 //! - `nearest_rank(ms, numerator, denominator)` and
-//!   `quantiles_by_window(w, ms)`: exact nearest-rank quantiles by
-//!   selection (see [`rank`]);
+//!   `quantiles_by_window(w, ms)`, `previous_quantiles_by_window(w, ms)`:
+//!   exact nearest-rank quantiles by selection (see [`rank`]);
 //! - `count_by_window(w)`, `sum_by_window(w, x)` and
 //!   `histogram_by_window(w, ms)`: every window's count, sum or histogram
 //!   in one pass (see [`cells`]);
@@ -50,8 +53,12 @@ impl Clock {
     }
 }
 
-/// Registers the functions for `windows` windows; `window_of` reads `clock`.
-pub fn register(ctx: &SessionContext, clock: &Clock, windows: usize) {
+/// Registers the functions for the window `widths` (sorted, distinct);
+/// `window_of` reads `clock`.
+pub fn register(ctx: &SessionContext, clock: &Clock, widths: &[i64]) {
+    let windows = widths.len();
+    // For each width, the place of twice it (its previous period's outer window), if any.
+    let doubles = widths.iter().map(|w| widths.binary_search(&w.saturating_mul(2)).ok()).collect();
     let clock = clock.clone();
     ctx.register_udf(int_function("window_of", Volatility::Volatile, move |ms| {
         let guard = clock.0.read().expect("clock lock");
@@ -70,6 +77,7 @@ pub fn register(ctx: &SessionContext, clock: &Clock, windows: usize) {
     }));
     ctx.register_udaf(rank::nearest_rank());
     ctx.register_udaf(rank::quantiles_by_window(windows));
+    ctx.register_udaf(rank::previous_quantiles_by_window(doubles));
     for f in cells::functions(windows) {
         ctx.register_udaf(f);
     }

@@ -4,8 +4,9 @@
 //! A query file is SQL with a header of `-- key: value` comment lines:
 //! `-- table: NAME` files come first (in file-name order, each after the
 //! tables it reads) and their result is registered as a table for later
-//! files; `-- metric: NAME` files (with `type`, `help`, `labels`, `value`)
-//! each produce one metric family. A query runs as soon as the tables it
+//! files; `-- metric: NAME` files (with `type`, `help`, `labels`, `value`,
+//! `export`) each produce one metric family; with `-- export: no` it is
+//! kept for the dashboard and `/api/funnel` but not on `/metrics`. A query runs as soon as the tables it
 //! reads are made, at the same time as the other queries that are ready
 //! (each its own task, two at a time: both cores).
 //! Parameters reach SQL only as registered tables (`params`, `windows`,
@@ -91,6 +92,26 @@ const BUILTIN: &[(&str, &str)] = &[
     ("outcome_counts.sql", include_str!("../../queries/outcome_counts.sql")),
     ("outcomes.sql", include_str!("../../queries/outcomes.sql")),
     ("period_conversion.sql", include_str!("../../queries/period_conversion.sql")),
+    ("previous_acquisition_spend.sql", include_str!("../../queries/previous_acquisition_spend.sql")),
+    ("previous_cost_per_lead.sql", include_str!("../../queries/previous_cost_per_lead.sql")),
+    ("previous_csat_ratio.sql", include_str!("../../queries/previous_csat_ratio.sql")),
+    ("previous_customer_acquisition_cost.sql", include_str!("../../queries/previous_customer_acquisition_cost.sql")),
+    ("previous_feedback_counts.sql", include_str!("../../queries/previous_feedback_counts.sql")),
+    ("previous_feedback_responses.sql", include_str!("../../queries/previous_feedback_responses.sql")),
+    ("previous_lost_deals.sql", include_str!("../../queries/previous_lost_deals.sql")),
+    ("previous_net_promoter_score.sql", include_str!("../../queries/previous_net_promoter_score.sql")),
+    ("previous_period_conversion_ratio.sql", include_str!("../../queries/previous_period_conversion_ratio.sql")),
+    ("previous_stage_entries.sql", include_str!("../../queries/previous_stage_entries.sql")),
+    (
+        "previous_time_to_close_quantile_seconds.sql",
+        include_str!("../../queries/previous_time_to_close_quantile_seconds.sql"),
+    ),
+    (
+        "previous_transition_duration_quantile_seconds.sql",
+        include_str!("../../queries/previous_transition_duration_quantile_seconds.sql"),
+    ),
+    ("previous_win_rate_ratio.sql", include_str!("../../queries/previous_win_rate_ratio.sql")),
+    ("previous_won_deals.sql", include_str!("../../queries/previous_won_deals.sql")),
     ("reached_counts.sql", include_str!("../../queries/reached_counts.sql")),
     ("segment_acquisition_spend.sql", include_str!("../../queries/segment_acquisition_spend.sql")),
     ("segment_cohort_deals.sql", include_str!("../../queries/segment_cohort_deals.sql")),
@@ -141,7 +162,7 @@ pub struct Query {
 impl Query {
     /// Parses a query file's header. Errors name the file and the header key.
     pub fn parse(file: &str, text: &str) -> Result<Query, Vec<String>> {
-        const KEYS: [&str; 6] = ["table", "metric", "type", "help", "labels", "value"];
+        const KEYS: [&str; 7] = ["table", "metric", "type", "help", "labels", "value", "export"];
         let mut header = BTreeMap::new();
         let mut errs = Vec::new();
         for line in text.lines() {
@@ -187,6 +208,14 @@ impl Query {
                         errs.push(format!("{file}: labels: {l:?} is not a usable label name"));
                     }
                 }
+                let exported = match header.get("export").map(String::as_str) {
+                    None | Some("yes") => true,
+                    Some("no") => false,
+                    Some(other) => {
+                        errs.push(format!("{file}: export: {other:?} is not yes or no"));
+                        true
+                    }
+                };
                 let help = header.get("help").cloned().unwrap_or_default();
                 if help.is_empty() {
                     errs.push(format!("{file}: help: missing"));
@@ -197,6 +226,7 @@ impl Query {
                     kind,
                     labels,
                     value: header.get("value").cloned().unwrap_or_else(|| "value".into()),
+                    exported,
                 })
             }
             _ => {
@@ -275,6 +305,11 @@ pub struct Snapshot {
 pub struct Engine {
     pipelines: Vec<Pipeline>,
     windows: Vec<Window>,
+    /// The widths `window_of` tells apart: every window's and, where it
+    /// fits in the retention, twice it, so that the previous period
+    /// `(T − 2W, T − W]` of a window is the difference of two nested ones
+    /// (docs/metrics.md §5.5). Sorted, without repeats.
+    widths: Vec<i64>,
     retention_ms: i64,
     breakdowns: Breakdowns,
     queries: Vec<Query>,
@@ -373,10 +408,15 @@ impl Engine {
         optimizer.enable_aggregate_dynamic_filter_pushdown = false;
         let ctx = SessionContext::new_with_config_rt(session, runtime);
         let clock = functions::Clock::default();
-        functions::register(&ctx, &clock, config.windows.len());
+        let mut widths: Vec<i64> = config.windows.iter().map(|w| w.ms).collect();
+        widths.extend(config.windows.iter().map(|w| w.ms.saturating_mul(2)).filter(|&w| w <= config.retention_ms));
+        widths.sort_unstable();
+        widths.dedup();
+        functions::register(&ctx, &clock, &widths);
         let mut engine = Engine {
             pipelines: config.pipelines.clone(),
             windows: config.windows.clone(),
+            widths,
             retention_ms: config.retention_ms,
             breakdowns: config.breakdowns.clone(),
             plans: tokio::sync::Mutex::new(Plans { by_query: vec![None; queries.len()], ..Plans::default() }),
@@ -391,6 +431,7 @@ impl Engine {
             ("deals", deals::deals_schema()),
             ("reached", deals::reached_schema()),
             ("feedback", deals::feedback_schema()),
+            ("ended_losses", deals::ended_losses_schema()),
             ("spend", crate::store::spend_schema()),
             ("segment_sets", crate::segments::segment_sets_schema()),
             ("segments", crate::segments::segments_schema()),
@@ -437,11 +478,12 @@ impl Engine {
 
     /// Fills the base and parameter tables for `t_ms`.
     fn fill(&self, input: Input, t_ms: i64) {
-        self.clock.set(t_ms, &self.windows.iter().map(|w| w.ms).collect::<Vec<_>>());
+        self.clock.set(t_ms, &self.widths);
         let slot = |name: &str| &self.inputs[name];
         slot("deals").set(std::slice::from_ref(&input.facts.deals));
         slot("reached").set(&input.facts.reached);
         slot("feedback").set(std::slice::from_ref(&input.facts.feedback));
+        slot("ended_losses").set(std::slice::from_ref(&input.facts.ended_losses));
         slot("spend").set(std::slice::from_ref(&input.facts.spend));
         slot("segment_sets").set(std::slice::from_ref(&input.facts.segment_sets));
         slot("segments").set(std::slice::from_ref(&input.facts.segments));
@@ -450,6 +492,18 @@ impl Engine {
         for (name, batch) in self.params(t_ms) {
             slot(name).set(&[batch]);
         }
+    }
+
+    /// The place of `width` among [`Engine::widths`].
+    fn width_idx(&self, width: i64) -> Option<i32> {
+        self.widths.binary_search(&width).ok().map(|i| i as i32)
+    }
+
+    /// The place of `2W` among the widths, if window `w` has a previous
+    /// period: one that the retention holds.
+    fn previous(&self, w: &Window) -> Option<i32> {
+        let double = w.ms.saturating_mul(2);
+        if double <= self.retention_ms { self.width_idx(double) } else { None }
     }
 
     /// The parameter tables for evaluation time `t_ms`.
@@ -473,16 +527,20 @@ impl Engine {
                     ("window", strs(self.windows.iter().map(|w| w.label.as_str()).collect())),
                     ("width_ms", ints(self.windows.iter().map(|w| w.ms).collect())),
                     ("start_ms", ints(self.windows.iter().map(|w| t_ms.saturating_sub(w.ms)).collect())),
-                    // The window's rank by width: what `window_of` returns (see functions.rs).
+                    // The window's place among the widths: what `window_of` returns (see functions.rs).
                     (
                         "idx",
-                        i32s(
-                            self.windows
-                                .iter()
-                                .map(|w| self.windows.iter().filter(|o| o.ms < w.ms).count() as i32)
-                                .collect(),
-                        ),
+                        i32s(self.windows.iter().map(|w| self.width_idx(w.ms).expect("a window's width")).collect()),
                     ),
+                    // The previous period (T − 2W, T − W]: its start, and the place of 2W
+                    // (NULL where 2W is beyond the retention: no previous value).
+                    (
+                        "prev_start_ms",
+                        col(Arc::new(Int64Array::from_iter(
+                            self.windows.iter().map(|w| self.previous(w).map(|_| t_ms.saturating_sub(2 * w.ms))),
+                        ))),
+                    ),
+                    ("prev_idx", col(Arc::new(Int32Array::from_iter(self.windows.iter().map(|w| self.previous(w)))))),
                 ]),
             ),
             (

@@ -8,7 +8,11 @@
 //!   whose `w` (a `window_of` index) is `<= k`, NULL where there are none.
 //!   The windows all end at T, so a value counts in its smallest window and
 //!   every wider one: one pass over the rows instead of a row per window
-//!   and quantile.
+//!   and quantile;
+//! - `previous_quantiles_by_window(w, ms)`: the same list, element `[k][q]`
+//!   being quantile `q` of the values of the previous period of window `k`,
+//!   `(T − 2W, T − W]`: those whose `w` is above `k` and at most the place
+//!   of `2W` (NULL where `2W` is not a width, docs/metrics.md §5.5).
 
 use std::sync::Arc;
 
@@ -32,7 +36,7 @@ pub fn nearest_rank() -> AggregateUDF {
     AggregateUDF::from(Rank {
         name: "nearest_rank",
         signature: Signature::exact(vec![DataType::Int64; 3], Volatility::Immutable),
-        windows: None,
+        by: By::Group,
     })
 }
 
@@ -41,16 +45,47 @@ pub fn quantiles_by_window(windows: usize) -> AggregateUDF {
     AggregateUDF::from(Rank {
         name: "quantiles_by_window",
         signature: Signature::exact(vec![DataType::Int32, DataType::Int64], Volatility::Immutable),
-        windows: Some(windows),
+        by: By::Window(windows),
     })
 }
 
-/// One of the two functions: `windows` is `None` for `nearest_rank`.
+/// `previous_quantiles_by_window`, given for each window the place of the
+/// window twice as wide, if there is one.
+pub fn previous_quantiles_by_window(doubles: Vec<Option<usize>>) -> AggregateUDF {
+    AggregateUDF::from(Rank {
+        name: "previous_quantiles_by_window",
+        signature: Signature::exact(vec![DataType::Int32, DataType::Int64], Volatility::Immutable),
+        by: By::Previous(doubles.into()),
+    })
+}
+
+/// What a group's quantiles are taken over.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum By {
+    /// `nearest_rank`: all its values, one quantile.
+    Group,
+    /// `quantiles_by_window`: the values of each window and the narrower ones.
+    Window(usize),
+    /// `previous_quantiles_by_window`: the values of each window's previous period.
+    Previous(Arc<[Option<usize>]>),
+}
+
+impl By {
+    /// The number of windows, if the values come with one.
+    fn windows(&self) -> Option<usize> {
+        match self {
+            By::Group => None,
+            By::Window(n) => Some(*n),
+            By::Previous(doubles) => Some(doubles.len()),
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Rank {
     name: &'static str,
     signature: Signature,
-    windows: Option<usize>,
+    by: By,
 }
 
 fn list_of(item: DataType) -> DataType {
@@ -67,11 +102,11 @@ impl AggregateUDFImpl for Rank {
     }
 
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(if self.windows.is_some() { list_of(list_of(DataType::Int64)) } else { DataType::Int64 })
+        Ok(if self.by.windows().is_some() { list_of(list_of(DataType::Int64)) } else { DataType::Int64 })
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(Single(Groups::new(self.windows))))
+        Ok(Box::new(Single(Groups::new(self.by.clone()))))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -89,7 +124,7 @@ impl AggregateUDFImpl for Rank {
     }
 
     fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(Groups::new(self.windows)))
+        Ok(Box::new(Groups::new(self.by.clone())))
     }
 }
 
@@ -126,16 +161,30 @@ impl Group {
     }
 
     /// Appends, for every window `k`, the quantiles of the values of `k`
-    /// and the narrower windows.
-    fn by_window(&self, windows: usize, out: &mut ListBuilder<ListBuilder<Int64Builder>>) -> Result<()> {
+    /// and the narrower windows (`doubles` is `None`), or of the values of
+    /// `k`'s previous period: above `k`, up to `doubles[k]`.
+    fn by_window(
+        &self,
+        windows: usize,
+        doubles: Option<&[Option<usize>]>,
+        out: &mut ListBuilder<ListBuilder<Int64Builder>>,
+    ) -> Result<()> {
         let mut per: Vec<Vec<i64>> = vec![Vec::new(); windows];
         for (&w, &v) in self.windows.iter().zip(&self.values) {
             per[w as usize].push(v);
         }
         let mut held = Vec::with_capacity(self.values.len());
-        for values in &per {
-            // Selection only reorders, so the quantiles of one window share its values.
-            held.extend_from_slice(values);
+        for k in 0..windows {
+            match doubles {
+                // Selection only reorders, so the quantiles of one window share its values.
+                None => held.extend_from_slice(&per[k]),
+                Some(doubles) => {
+                    held.clear();
+                    for values in doubles[k].map_or(&per[..0], |outer| &per[k + 1..=outer]) {
+                        held.extend_from_slice(values);
+                    }
+                }
+            }
             for &(_, num, den) in &QUANTILES {
                 out.values().values().append_option(select(&mut held, Some((num, den)))?);
             }
@@ -148,7 +197,7 @@ impl Group {
 
 #[derive(Debug)]
 struct Groups {
-    windows: Option<usize>,
+    by: By,
     groups: Vec<Group>,
 }
 
@@ -161,13 +210,13 @@ struct Args<'a> {
 }
 
 impl Groups {
-    fn new(windows: Option<usize>) -> Groups {
-        Groups { windows, groups: Vec::new() }
+    fn new(by: By) -> Groups {
+        Groups { by, groups: Vec::new() }
     }
 
     fn args<'a>(&self, values: &'a [ArrayRef]) -> Args<'a> {
         let int = |a: &'a ArrayRef| a.as_primitive::<Int64Type>();
-        match self.windows {
+        match self.by.windows() {
             Some(_) => {
                 Args { windows: Some(values[0].as_primitive::<Int32Type>()), values: int(&values[1]), fraction: None }
             }
@@ -185,7 +234,7 @@ impl Groups {
         if !args.values.is_valid(i) {
             return;
         }
-        if let (Some(windows), Some(n)) = (args.windows, self.windows) {
+        if let (Some(windows), Some(n)) = (args.windows, self.by.windows()) {
             if !windows.is_valid(i) || !(0..n as i32).contains(&windows.value(i)) {
                 return;
             }
@@ -232,19 +281,20 @@ impl GroupsAccumulator for Groups {
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let mut groups = emit_to.take_needed(&mut self.groups);
-        match self.windows {
-            None => {
+        let doubles = match &self.by {
+            By::Group => {
                 let out: Result<Int64Array> = groups.iter_mut().map(|g| select(&mut g.values, g.fraction)).collect();
-                Ok(Arc::new(out?))
+                return Ok(Arc::new(out?));
             }
-            Some(n) => {
-                let mut out = ListBuilder::new(ListBuilder::new(Int64Builder::new()));
-                for g in &groups {
-                    g.by_window(n, &mut out)?;
-                }
-                Ok(Arc::new(out.finish()))
-            }
+            By::Window(_) => None,
+            By::Previous(doubles) => Some(&doubles[..]),
+        };
+        let n = self.by.windows().expect("by window");
+        let mut out = ListBuilder::new(ListBuilder::new(Int64Builder::new()));
+        for g in &groups {
+            g.by_window(n, doubles, &mut out)?;
         }
+        Ok(Arc::new(out.finish()))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -269,7 +319,7 @@ impl GroupsAccumulator for Groups {
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        let mut rows = Groups::new(self.windows);
+        let mut rows = Groups::new(self.by.clone());
         rows.groups.resize_with(values[0].len(), Group::default);
         let args = self.args(values);
         for i in 0..values[0].len() {
@@ -308,7 +358,7 @@ mod tests {
     #[test]
     fn nearest_rank_selects_ceil_q_n() {
         let q = |num: i64, den: i64, xs: &[i64]| {
-            let mut r = Single(Groups::new(None));
+            let mut r = Single(Groups::new(By::Group));
             let n = xs.len();
             r.update_batch(&[ints(xs), ints(&vec![num; n]), ints(&vec![den; n])]).unwrap();
             r.evaluate().unwrap()
@@ -320,15 +370,15 @@ mod tests {
         assert_eq!(q(1, 2, &[]), ScalarValue::Int64(None));
     }
 
-    fn split_merge_convert(windows: Option<usize>, args: Vec<ArrayRef>, groups: &[usize]) -> [ArrayRef; 2] {
-        single::split_merge_convert(|| Groups::new(windows), &args, groups)
+    fn split_merge_convert(by: By, args: Vec<ArrayRef>, groups: &[usize]) -> [ArrayRef; 2] {
+        single::split_merge_convert(|| Groups::new(by.clone()), &args, groups)
     }
 
     #[test]
     fn nearest_rank_groups_split_merge_and_filter_like_one_accumulator() {
         // Group 0 asks for the median, group 1 for the 0.9 quantile; the 99 is filtered out.
         let args = vec![ints(&[50, 10, 40, 20, 30, 99]), ints(&[1, 9, 1, 9, 1, 9]), ints(&[2, 10, 2, 10, 2, 10])];
-        for out in split_merge_convert(None, args, &[0, 1, 0, 1, 0, 1]) {
+        for out in split_merge_convert(By::Group, args, &[0, 1, 0, 1, 0, 1]) {
             // Group 0: {50, 40, 30} → rank ceil(1.5) = 2: 40; group 1: {10, 20} → rank ceil(1.8) = 2: 20.
             assert_eq!(out.as_primitive::<Int64Type>().values().to_vec(), vec![40, 20]);
         }
@@ -340,19 +390,44 @@ mod tests {
         // without a window; group 1 has only {7} in window 1. The last row is filtered out.
         let w: ArrayRef = Arc::new(Int32Array::from(vec![Some(2), Some(0), None, Some(1), Some(2), Some(0)]));
         let args = vec![w, ints(&[1, 5, 3, 7, 9, 100])];
-        for out in split_merge_convert(Some(3), args, &[0, 0, 0, 1, 0, 1]) {
-            let groups = out.as_list::<i32>();
-            let got: Vec<Vec<Vec<Option<i64>>>> = (0..groups.len())
-                .map(|g| {
-                    let windows = groups.value(g);
-                    let windows = windows.as_list::<i32>();
-                    (0..windows.len()).map(|k| windows.value(k).as_primitive::<Int64Type>().iter().collect()).collect()
-                })
-                .collect();
+        for out in split_merge_convert(By::Window(3), args, &[0, 0, 0, 1, 0, 1]) {
+            let got = lists(&out);
             // Group 0: {5}, {5}, {1, 5, 9}: medians 5, 5, 5 and 0.9 quantiles 5, 5, 9 (rank ceil(2.7) = 3).
             assert_eq!(got[0], vec![vec![Some(5), Some(5)], vec![Some(5), Some(5)], vec![Some(5), Some(9)]]);
             // Group 1: none, {7}, {7}.
             assert_eq!(got[1], vec![vec![None, None], vec![Some(7), Some(7)], vec![Some(7), Some(7)]]);
+        }
+    }
+
+    /// Group by group, the quantile lists of every window.
+    fn lists(out: &ArrayRef) -> Vec<Vec<Vec<Option<i64>>>> {
+        let groups = out.as_list::<i32>();
+        (0..groups.len())
+            .map(|g| {
+                let windows = groups.value(g);
+                let windows = windows.as_list::<i32>();
+                (0..windows.len()).map(|k| windows.value(k).as_primitive::<Int64Type>().iter().collect()).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn previous_quantiles_take_the_values_above_a_window_up_to_its_double() {
+        // Four widths, say 1d, 2d, 7d, 14d: the double of 0 is 1, of 2 is 3; 1 and 3 have none.
+        // Group 0's values by width: 0: {4}, 1: {8, 2}, 2: {6}, 3: {1, 3, 5}; group 1's only row is filtered out.
+        let w: ArrayRef = Arc::new(Int32Array::from(vec![0, 1, 1, 2, 3, 3, 3, 0]));
+        let args = vec![w, ints(&[4, 8, 2, 6, 1, 3, 5, 100])];
+        let by = By::Previous(vec![Some(1), None, Some(3), None].into());
+        for out in split_merge_convert(by, args, &[0, 0, 0, 0, 0, 0, 0, 1]) {
+            // Window 0's previous period holds width 1's values {2, 8}: median rank 1 = 2, 0.9 rank 2 = 8.
+            // Window 2's holds width 3's {1, 3, 5}: median rank 2 = 3, 0.9 rank 3 = 5. A window's own values are not in its previous period.
+            assert_eq!(
+                lists(&out),
+                vec![
+                    vec![vec![Some(2), Some(8)], vec![None, None], vec![Some(3), Some(5)], vec![None, None]],
+                    vec![vec![None, None]; 4]
+                ]
+            );
         }
     }
 }

@@ -214,6 +214,7 @@ pub struct FactTables {
     /// One batch per stage index.
     pub reached: Vec<RecordBatch>,
     pub feedback: RecordBatch,
+    pub ended_losses: RecordBatch,
     pub spend: RecordBatch,
     pub segment_sets: RecordBatch,
     pub segments: RecordBatch,
@@ -632,11 +633,12 @@ impl Store {
         let sets = self.facts.segment_sets(&mut segments);
         let (deals, reached) = self.facts.tables(&self.pipelines, &values, &sets);
         let feedback = self.facts.feedback(&values, &sets);
+        let ended_losses = self.facts.ended_losses(&sets);
         let spend =
             self.spend.table(t_ms, &self.pipelines, &self.pipeline_values, &self.attr_parts, &strings, &mut segments);
         let ids: Vec<&str> = self.pipelines.iter().map(|p| p.id.as_str()).collect();
         let (segment_sets, segments) = (segments.sets_table(), segments.segments_table(&ids));
-        let t = Arc::new(FactTables { deals, reached, feedback, spend, segment_sets, segments });
+        let t = Arc::new(FactTables { deals, reached, feedback, ended_losses, spend, segment_sets, segments });
         self.tables = Some(t.clone());
         t
     }
