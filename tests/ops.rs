@@ -263,7 +263,7 @@ fn the_grafana_dashboard_queries_only_what_funnelwatch_and_the_rules_export() {
     assert_eq!(dash["uid"], "funnelwatch-funnel");
     let vars: Vec<&str> =
         dash["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
-    assert_eq!(vars, ["pipeline", "window"]);
+    assert_eq!(vars, ["pipeline", "window", "dimension"]);
     let datasource = yaml("dashboards/grafana/provisioning/datasources/prometheus.yml");
     let uid = datasource["datasources"][0]["uid"].as_str().unwrap();
 

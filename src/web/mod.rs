@@ -7,7 +7,9 @@
 //! - `/api/pipelines`, `/api/funnel`: the same numbers as JSON.
 //! - `/api/stream`: Server-Sent Events announcing each new snapshot version.
 
+mod breakdown;
 pub mod dashboard;
+pub mod families;
 pub mod text;
 pub mod view;
 
@@ -29,10 +31,11 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::config::Config;
+use crate::config::{Config, Dimension};
 use crate::event::Reason;
 use crate::export::ServiceMetrics;
 use crate::source::now_ms;
+use breakdown::{Breakdown, Column, Order};
 use dashboard::{PageTemplate, Selection, ViewTemplate};
 use text::Lang;
 use view::{Basis, Freshness, FunnelView};
@@ -110,6 +113,9 @@ struct ViewQuery {
     window: Option<String>,
     basis: Option<String>,
     lang: Option<String>,
+    dimension: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
 }
 
 /// A bad request, naming the parameter at fault.
@@ -130,8 +136,9 @@ fn bad(parameter: &'static str, value: &str, allowed: &[&str]) -> BadParam {
 }
 
 /// Resolves the view in the URL, with defaults: the first pipeline, the
-/// 30-day window if configured (else the first), period basis, and the
-/// language from `Accept-Language`.
+/// 30-day window if configured (else the first), period basis, the
+/// language from `Accept-Language`, the first configured breakdown
+/// dimension, sorted by new deals, most first.
 fn select(app: &Web, q: &ViewQuery, headers: &HeaderMap) -> Result<Selection, BadParam> {
     let c = &app.config;
     let pipeline = match &q.pipeline {
@@ -153,7 +160,27 @@ fn select(app: &Web, q: &ViewQuery, headers: &HeaderMap) -> Result<Selection, Ba
         Some(l) => (Lang::parse(l).ok_or_else(|| bad("lang", l, &["en", "zh"]))?, true),
         None => (Lang::from_headers(headers), false),
     };
-    Ok(Selection { pipeline, window, basis, lang, lang_in_url })
+    let dims = &c.breakdowns.dimensions;
+    let dimension = match &q.dimension {
+        Some(d) if dims.is_empty() => {
+            let error = format!("dimension {d:?}: breakdowns are off in the configuration");
+            return Err(BadParam { error, parameter: "dimension" });
+        }
+        Some(d) => match Dimension::parse(d).filter(|d| dims.contains(d)) {
+            Some(d) => Some(d),
+            None => return Err(bad("dimension", d, &dims.iter().map(|d| d.as_str()).collect::<Vec<_>>())),
+        },
+        None => dims.first().copied(),
+    };
+    let sort = match &q.sort {
+        Some(s) => Column::parse(s).ok_or_else(|| bad("sort", s, &Column::ALL.map(Column::as_str)))?,
+        None => Column::NewDeals,
+    };
+    let order = match &q.order {
+        Some(o) => Order::parse(o).ok_or_else(|| bad("order", o, &["asc", "desc"]))?,
+        None => sort.first_order(),
+    };
+    Ok(Selection { pipeline, window, basis, lang, lang_in_url, dimension, sort, order })
 }
 
 fn freshness(app: &Web, t_ms: i64, version: u64) -> Freshness {
@@ -177,11 +204,12 @@ fn freshness(app: &Web, t_ms: i64, version: u64) -> Freshness {
 fn funnel_view(app: &Web, sel: &Selection) -> FunnelView {
     let snap = app.state.snapshot();
     let p = app.config.pipeline(&sel.pipeline).expect("selected pipeline exists");
-    FunnelView::build(&snap, p, &sel.window, sel.basis, freshness(app, snap.t_ms, snap.version))
+    let breakdown = sel.dimension.map(|d| Breakdown::build(&snap, p, &sel.window, d, sel.sort, sel.order));
+    FunnelView::build(&snap, p, &sel.window, sel.basis, breakdown, freshness(app, snap.t_ms, snap.version))
 }
 
 fn view_template(app: &Web, sel: &Selection) -> ViewTemplate {
-    ViewTemplate::new(&funnel_view(app, sel), &app.config, sel.lang, app.state.is_ready(), now_ms())
+    ViewTemplate::new(&funnel_view(app, sel), &app.config, sel, app.state.is_ready(), now_ms())
 }
 
 async fn page(State(app): State<Arc<Web>>, headers: HeaderMap, Query(q): Query<ViewQuery>) -> Response {

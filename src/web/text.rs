@@ -5,6 +5,9 @@
 use axum::http::HeaderMap;
 use serde::Serialize;
 
+use super::breakdown::Column;
+use crate::config::Dimension;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
@@ -106,6 +109,33 @@ pub struct Text {
     pub not_ready: &'static str,
     pub live: &'static str,
     pub lost: &'static str,
+    /// Percentage points, for a ratio's change.
+    pub points: &'static str,
+    pub previous: &'static str,
+    pub acquisition_cost: &'static str,
+    pub per_lead: &'static str,
+    pub spend: &'static str,
+    pub no_spend: &'static str,
+    pub csat: &'static str,
+    pub nps: &'static str,
+    pub responses: &'static str,
+    pub breakdown: &'static str,
+    pub breakdown_note: &'static str,
+    pub dimension_label: &'static str,
+    /// In the order of [`Dimension::ALL`].
+    pub dimensions: [&'static str; 4],
+    /// In the order of [`Column::ALL`].
+    pub columns: [&'static str; 10],
+}
+
+impl Text {
+    pub fn dimension(&self, d: Dimension) -> &'static str {
+        self.dimensions[Dimension::ALL.iter().position(|x| *x == d).expect("a dimension")]
+    }
+
+    pub fn column(&self, c: Column) -> &'static str {
+        self.columns[Column::ALL.iter().position(|x| *x == c).expect("a column")]
+    }
 }
 
 pub static EN: Text = Text {
@@ -150,6 +180,31 @@ pub static EN: Text = Text {
     not_ready: "Loading events: the numbers are not complete yet.",
     live: "live",
     lost: "Lost deals",
+    points: "pp",
+    previous: "previous period",
+    acquisition_cost: "Acquisition cost",
+    per_lead: "per lead",
+    spend: "spend",
+    no_spend: "no spend in this window",
+    csat: "CSAT (satisfied)",
+    nps: "NPS",
+    responses: "responses",
+    breakdown: "Breakdown",
+    breakdown_note: "Click a heading to sort. Best value of each column in green, worst in red (for time, spend and cost lower is better); amounts compare in the pipeline currency; other and unspecified stay last.",
+    dimension_label: "By",
+    dimensions: ["Channel", "Team", "Region", "Owner"],
+    columns: [
+        "Segment",
+        "New deals",
+        "Won",
+        "Win rate",
+        "New → won",
+        "Time to close p50",
+        "Open pipeline",
+        "Spend",
+        "CAC",
+        "NPS",
+    ],
 };
 
 pub static ZH: Text = Text {
@@ -194,6 +249,31 @@ pub static ZH: Text = Text {
     not_ready: "正在加载事件：数据尚不完整。",
     live: "实时",
     lost: "输单数",
+    points: "个百分点",
+    previous: "上一周期",
+    acquisition_cost: "获客成本",
+    per_lead: "每线索",
+    spend: "投入",
+    no_spend: "本窗口内没有投入",
+    csat: "客户满意度（满意占比）",
+    nps: "净推荐值 NPS",
+    responses: "份回复",
+    breakdown: "分组对比",
+    breakdown_note: "点击表头排序。每列最好的值为绿色、最差的为红色（周期、投入与成本越低越好）；金额按该流程的币种比较；other 与 unspecified 始终排在最后。",
+    dimension_label: "按",
+    dimensions: ["渠道", "团队", "区域", "负责人"],
+    columns: [
+        "分组",
+        "新商机",
+        "赢单",
+        "赢单率",
+        "新商机 → 赢单",
+        "成交周期 p50",
+        "在途金额",
+        "投入",
+        "获客成本",
+        "NPS",
+    ],
 };
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use super::breakdown::Breakdown;
+use super::families as f;
 use crate::config::Pipeline;
 use crate::engine::Snapshot;
 use crate::export::Sample;
@@ -106,6 +108,55 @@ pub struct Freshness {
     pub stale: bool,
 }
 
+/// Acquisition spend and cost in one currency (docs/metrics.md §5.2).
+#[derive(Debug, Clone, Serialize)]
+pub struct Acquisition {
+    pub currency: String,
+    pub spend: f64,
+    pub cost_per_lead: Option<f64>,
+    pub customer_acquisition_cost: Option<f64>,
+}
+
+/// Satisfaction in the window (docs/metrics.md §5.3): absent ratios had no responses.
+#[derive(Debug, Clone, Serialize)]
+pub struct Satisfaction {
+    pub csat: Option<f64>,
+    pub csat_responses: f64,
+    pub nps: Option<f64>,
+    pub nps_responses: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviousStage {
+    pub stage: String,
+    pub count: f64,
+    pub step_conversion: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviousTransition {
+    pub from_stage: String,
+    pub to_stage: String,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+/// The previous period's values (docs/metrics.md §5.5: the same numbers at
+/// `T − W` over `(T − 2W, T − W]`), under the names of the current ones.
+/// Cohort numbers have none, so `stages` is empty on the cohort basis.
+#[derive(Debug, Clone, Serialize)]
+pub struct Previous {
+    pub stages: Vec<PreviousStage>,
+    pub won_deals: f64,
+    pub lost_deals: f64,
+    pub win_rate: Option<f64>,
+    pub time_to_close_p50: Option<f64>,
+    pub time_to_close_p90: Option<f64>,
+    pub transitions: Vec<PreviousTransition>,
+    pub acquisition: Vec<Acquisition>,
+    pub satisfaction: Satisfaction,
+}
+
 /// Everything the dashboard shows for one pipeline, window and basis.
 #[derive(Debug, Clone, Serialize)]
 pub struct FunnelView {
@@ -125,15 +176,22 @@ pub struct FunnelView {
     pub open: Vec<OpenStage>,
     pub lost_reasons: Vec<Named>,
     pub activities: Vec<Named>,
+    /// By currency, those with spend in the window.
+    pub acquisition: Vec<Acquisition>,
+    pub satisfaction: Satisfaction,
+    /// Absent when the window has no previous period (twice it exceeds the retention).
+    pub previous: Option<Previous>,
+    /// Absent when breakdowns are off.
+    pub breakdown: Option<Breakdown>,
     pub freshness: Freshness,
 }
 
 /// Label lookups over one snapshot.
-struct Lookup<'a>(&'a Snapshot);
+pub struct Lookup<'a>(pub &'a Snapshot);
 
 impl<'a> Lookup<'a> {
     /// Samples of `name` whose labels include every pair of `want`.
-    fn samples<'q>(&self, name: &'q str, want: &'q [(&'q str, &'q str)]) -> impl Iterator<Item = &'a Sample> + 'q
+    pub fn samples<'q>(&self, name: &'q str, want: &'q [(&'q str, &'q str)]) -> impl Iterator<Item = &'a Sample> + 'q
     where
         'a: 'q,
     {
@@ -144,7 +202,7 @@ impl<'a> Lookup<'a> {
             .filter(move |s| s.name == name && want.iter().all(|(k, v)| s.label(k) == Some(*v)))
     }
 
-    fn value(&self, name: &str, want: &[(&str, &str)]) -> Option<f64> {
+    pub fn value(&self, name: &str, want: &[(&str, &str)]) -> Option<f64> {
         self.samples(name, want).next().map(|s| s.value)
     }
 
@@ -159,13 +217,109 @@ impl<'a> Lookup<'a> {
     }
 }
 
+impl Lookup<'_> {
+    /// Spend, cost per lead and acquisition cost by currency, from the
+    /// three families named (current or previous), for the currencies with spend.
+    fn acquisition(&self, pw: &[(&str, &str); 2], [spend, per_lead, cac]: [&str; 3]) -> Vec<Acquisition> {
+        let mut out: Vec<Acquisition> = self
+            .by(spend, pw, "currency")
+            .into_iter()
+            .map(|n| {
+                let pwc = [pw[0], pw[1], ("currency", n.name.as_str())];
+                Acquisition {
+                    cost_per_lead: self.value(per_lead, &pwc),
+                    customer_acquisition_cost: self.value(cac, &pwc),
+                    currency: n.name,
+                    spend: n.count,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.currency.cmp(&b.currency));
+        out
+    }
+
+    /// The previous period's values, if the window has a previous period
+    /// (then the previous won deals always have a series).
+    fn previous(&self, p: &Pipeline, pw: &[(&str, &str); 2], basis: Basis) -> Option<Previous> {
+        let won_deals = self.value(f::PREVIOUS_WON_DEALS, pw)?;
+        let stages = match basis {
+            Basis::Cohort => Vec::new(),
+            Basis::Period => p
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| PreviousStage {
+                    stage: s.id.clone(),
+                    count: self
+                        .value(f::PREVIOUS_STAGE_ENTRIES, &[pw[0], pw[1], ("funnel_stage", &s.id)])
+                        .unwrap_or(0.0),
+                    step_conversion: p.stages.get(i + 1).and_then(|next| {
+                        let want = [pw[0], pw[1], ("from_stage", s.id.as_str()), ("to_stage", next.id.as_str())];
+                        self.value(f::PREVIOUS_PERIOD_CONVERSION, &want)
+                    }),
+                })
+                .collect(),
+        };
+        let transitions = p
+            .stages
+            .windows(2)
+            .map(|pair| {
+                let q = |q| {
+                    let want = [
+                        pw[0],
+                        pw[1],
+                        ("from_stage", pair[0].id.as_str()),
+                        ("to_stage", pair[1].id.as_str()),
+                        ("quantile", q),
+                    ];
+                    self.value(f::PREVIOUS_TRANSITION_QUANTILE, &want)
+                };
+                PreviousTransition {
+                    from_stage: pair[0].id.clone(),
+                    to_stage: pair[1].id.clone(),
+                    p50: q("0.5"),
+                    p90: q("0.9"),
+                }
+            })
+            .collect();
+        let responses =
+            |survey| self.value(f::PREVIOUS_FEEDBACK_RESPONSES, &[pw[0], pw[1], ("survey", survey)]).unwrap_or(0.0);
+        Some(Previous {
+            stages,
+            won_deals,
+            lost_deals: self.value(f::PREVIOUS_LOST_DEALS, pw).unwrap_or(0.0),
+            win_rate: self.value(f::PREVIOUS_WIN_RATE, pw),
+            time_to_close_p50: self.value(f::PREVIOUS_TIME_TO_CLOSE_QUANTILE, &[pw[0], pw[1], ("quantile", "0.5")]),
+            time_to_close_p90: self.value(f::PREVIOUS_TIME_TO_CLOSE_QUANTILE, &[pw[0], pw[1], ("quantile", "0.9")]),
+            transitions,
+            acquisition: self.acquisition(
+                pw,
+                [f::PREVIOUS_ACQUISITION_SPEND, f::PREVIOUS_COST_PER_LEAD, f::PREVIOUS_ACQUISITION_COST],
+            ),
+            satisfaction: Satisfaction {
+                csat: self.value(f::PREVIOUS_CSAT, pw),
+                csat_responses: responses("csat"),
+                nps: self.value(f::PREVIOUS_NPS, pw),
+                nps_responses: responses("nps"),
+            },
+        })
+    }
+}
+
 impl FunnelView {
-    pub fn build(snap: &Snapshot, p: &Pipeline, window: &str, basis: Basis, freshness: Freshness) -> FunnelView {
+    pub fn build(
+        snap: &Snapshot,
+        p: &Pipeline,
+        window: &str,
+        basis: Basis,
+        breakdown: Option<Breakdown>,
+        freshness: Freshness,
+    ) -> FunnelView {
         let l = Lookup(snap);
         let pw = [("pipeline", p.id.as_str()), ("window", window)];
         let (count_metric, ratio_metric) = match basis {
-            Basis::Period => ("crm_funnel_stage_entries", "crm_funnel_period_conversion_ratio"),
-            Basis::Cohort => ("crm_funnel_cohort_deals", "crm_funnel_cohort_conversion_ratio"),
+            Basis::Period => (f::STAGE_ENTRIES, f::PERIOD_CONVERSION),
+            Basis::Cohort => (f::COHORT_DEALS, f::COHORT_CONVERSION),
         };
         let mut stages: Vec<StageBar> = p
             .stages
@@ -206,10 +360,10 @@ impl FunnelView {
                 let t = [pw[0], pw[1], ("from_stage", pair[0].id.as_str()), ("to_stage", pair[1].id.as_str())];
                 let quantile = |q| {
                     let want = [t[0], t[1], t[2], t[3], ("quantile", q)];
-                    l.value("crm_funnel_transition_duration_quantile_seconds", &want)
+                    l.value(f::TRANSITION_QUANTILE, &want)
                 };
                 let mut cumulative: Vec<(f64, &str, f64)> = l
-                    .samples("crm_funnel_transition_duration_seconds_bucket", &t)
+                    .samples(&format!("{}_bucket", f::TRANSITION_DURATION), &t)
                     .filter_map(|s| s.label("le").map(|le| (le.parse().unwrap_or(f64::INFINITY), le, s.value)))
                     .collect();
                 cumulative.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -227,7 +381,7 @@ impl FunnelView {
                     to_stage: pair[1].id.clone(),
                     from_label: pair[0].label.clone(),
                     to_label: pair[1].label.clone(),
-                    count: l.value("crm_funnel_transition_duration_seconds_count", &t).unwrap_or(0.0),
+                    count: l.value(&format!("{}_count", f::TRANSITION_DURATION), &t).unwrap_or(0.0),
                     p50: quantile("0.5"),
                     p90: quantile("0.9"),
                     buckets,
@@ -242,7 +396,7 @@ impl FunnelView {
             .map(|s| {
                 let ps = [("pipeline", p.id.as_str()), ("funnel_stage", s.id.as_str())];
                 let mut amounts: Vec<Amount> = l
-                    .by("crm_funnel_open_amount", &ps, "currency")
+                    .by(f::OPEN_AMOUNT, &ps, "currency")
                     .into_iter()
                     .map(|n| Amount { currency: n.name, amount: n.count })
                     .collect();
@@ -250,9 +404,9 @@ impl FunnelView {
                 OpenStage {
                     stage: s.id.clone(),
                     label: s.label.clone(),
-                    count: l.value("crm_funnel_open_deals", &ps).unwrap_or(0.0),
+                    count: l.value(f::OPEN_DEALS, &ps).unwrap_or(0.0),
                     amounts,
-                    stuck: s.sla_ms.and_then(|_| l.value("crm_funnel_stuck_deals", &ps)),
+                    stuck: s.sla_ms.and_then(|_| l.value(f::STUCK_DEALS, &ps)),
                     sla_seconds: s.sla_ms.map(|ms| ms as f64 / 1000.0),
                 }
             })
@@ -265,6 +419,7 @@ impl FunnelView {
             }
         }
         open_amount.sort_by(|a, b| a.currency.cmp(&b.currency));
+        let responses = format!("{}_count", f::FEEDBACK_SCORE);
 
         FunnelView {
             version: snap.version,
@@ -272,19 +427,26 @@ impl FunnelView {
             window: window.to_string(),
             basis,
             stages,
-            won_deals: l.value("crm_funnel_won_deals", &pw).unwrap_or(0.0),
-            lost_deals: l.value("crm_funnel_lost_deals", &pw).unwrap_or(0.0),
-            win_rate: l.value("crm_funnel_win_rate_ratio", &pw),
-            time_to_close_p50: l
-                .value("crm_funnel_time_to_close_quantile_seconds", &[pw[0], pw[1], ("quantile", "0.5")]),
-            time_to_close_p90: l
-                .value("crm_funnel_time_to_close_quantile_seconds", &[pw[0], pw[1], ("quantile", "0.9")]),
+            won_deals: l.value(f::WON_DEALS, &pw).unwrap_or(0.0),
+            lost_deals: l.value(f::LOST_DEALS, &pw).unwrap_or(0.0),
+            win_rate: l.value(f::WIN_RATE, &pw),
+            time_to_close_p50: l.value(f::TIME_TO_CLOSE_QUANTILE, &[pw[0], pw[1], ("quantile", "0.5")]),
+            time_to_close_p90: l.value(f::TIME_TO_CLOSE_QUANTILE, &[pw[0], pw[1], ("quantile", "0.9")]),
             stuck_deals: open.iter().filter_map(|o| o.stuck).sum(),
             open_amount,
             transitions,
             open,
-            lost_reasons: l.by("crm_funnel_lost_reason_deals", &pw, "reason"),
-            activities: l.by("crm_funnel_activities", &pw, "activity"),
+            lost_reasons: l.by(f::LOST_REASONS, &pw, "reason"),
+            activities: l.by(f::ACTIVITIES, &pw, "activity"),
+            acquisition: l.acquisition(&pw, [f::ACQUISITION_SPEND, f::COST_PER_LEAD, f::ACQUISITION_COST]),
+            satisfaction: Satisfaction {
+                csat: l.value(f::CSAT, &pw),
+                csat_responses: l.value(&responses, &[pw[0], pw[1], ("survey", "csat")]).unwrap_or(0.0),
+                nps: l.value(f::NPS, &pw),
+                nps_responses: l.value(&responses, &[pw[0], pw[1], ("survey", "nps")]).unwrap_or(0.0),
+            },
+            previous: l.previous(p, &pw, basis),
+            breakdown,
             freshness,
         }
     }

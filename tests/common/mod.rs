@@ -220,14 +220,14 @@ pub fn page_numbers(html: &str) -> Vec<(Vec<String>, f64)> {
 }
 
 /// Follows a page path in the /api/funnel JSON: array elements are named by
-/// their stage, name, currency, or "from>to".
+/// their stage, name, currency, segment, or "from>to".
 pub fn resolve<'a>(v: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
     let mut cur = v;
     for seg in path {
         cur = match cur {
             serde_json::Value::Object(m) => m.get(seg)?,
             serde_json::Value::Array(items) => items.iter().find(|e| {
-                ["stage", "name", "currency"].iter().any(|k| e.get(*k).and_then(|x| x.as_str()) == Some(seg))
+                ["stage", "name", "currency", "segment"].iter().any(|k| e.get(*k).and_then(|x| x.as_str()) == Some(seg))
                     || e.get("from_stage").zip(e.get("to_stage")).is_some_and(|(f, t)| {
                         format!("{}>{}", f.as_str().unwrap_or(""), t.as_str().unwrap_or("")) == *seg
                     })
