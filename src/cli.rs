@@ -193,7 +193,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             };
             let errs = match Engine::new(&c) {
-                Ok(engine) => engine.check().await,
+                Ok(engine) => {
+                    let mut errs = engine.check().await;
+                    let made: Vec<&str> = engine
+                        .queries()
+                        .iter()
+                        .filter_map(|q| match &q.output {
+                            crate::engine::Output::Metric(m) => Some(m.name.as_str()),
+                            crate::engine::Output::Table(_) => None,
+                        })
+                        .collect();
+                    errs.extend(crate::web::families::missing(&made));
+                    errs
+                }
                 Err(errs) => errs,
             };
             if errs.is_empty() {

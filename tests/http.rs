@@ -115,4 +115,17 @@ fn check_reports_every_error_and_exits_nonzero() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.sql") && err.contains("nope"), "{err}");
+
+    // A file that replaces a built-in one under another family name leaves the dashboard without its family.
+    std::fs::remove_file(queries.join("broken.sql")).unwrap();
+    std::fs::write(
+        queries.join("won_deals.sql"),
+        "-- metric: crm_funnel_deals_won\n-- help: renamed\n-- labels: pipeline, window\nSELECT pipeline, window, won AS value FROM outcomes\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["check", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the dashboard reads the family crm_funnel_won_deals, which no query makes"), "{err}");
+    assert!(!err.contains("crm_funnel_lost_deals"), "only the missing family is reported:\n{err}");
 }
