@@ -132,6 +132,107 @@ fn page_numbers_equal_the_api_which_equals_metrics() {
                         assert_eq!(it["count"].as_f64(), want);
                     }
                 }
+                // Acquisition cost and satisfaction (docs/metrics.md §5.2, §5.3).
+                let in_view = |n: &str, l: &[(String, String)], name: &str| {
+                    n == name
+                        && l.contains(&("pipeline".into(), pid.into()))
+                        && l.contains(&("window".into(), window.clone()))
+                };
+                let spent: Vec<&str> = metrics
+                    .keys()
+                    .filter(|(n, l)| in_view(n, l, "crm_funnel_acquisition_spend"))
+                    .map(|(_, l)| l.iter().find(|(k, _)| k == "currency").unwrap().1.as_str())
+                    .collect();
+                let acquisition = api["acquisition"].as_array().unwrap();
+                let shown: Vec<&str> = acquisition.iter().map(|a| a["currency"].as_str().unwrap()).collect();
+                assert!(spent.iter().all(|c| shown.contains(c)), "{query}: spend in {spent:?}, shown {shown:?}");
+                for a in acquisition {
+                    let l = [pw[0], pw[1], ("currency", a["currency"].as_str().unwrap())];
+                    let spend = metric(&metrics, "crm_funnel_acquisition_spend", &l).unwrap_or(0.0);
+                    assert_eq!(a["spend"].as_f64(), Some(spend), "{query} {l:?}");
+                    for (key, name) in [
+                        ("cost_per_lead", "crm_funnel_cost_per_lead"),
+                        ("customer_acquisition_cost", "crm_funnel_customer_acquisition_cost"),
+                    ] {
+                        assert_eq!(a[key].as_f64(), metric(&metrics, name, &l), "{query} {key} {l:?}");
+                    }
+                }
+                let sat = &api["satisfaction"];
+                assert_eq!(sat["csat"].as_f64(), metric(&metrics, "crm_funnel_csat_ratio", &pw), "{query}");
+                assert_eq!(sat["nps"].as_f64(), metric(&metrics, "crm_funnel_net_promoter_score", &pw), "{query}");
+                for survey in ["csat", "nps"] {
+                    let l = [pw[0], pw[1], ("survey", survey)];
+                    let want = metric(&metrics, "crm_funnel_feedback_score_count", &l).unwrap_or(0.0);
+                    assert_eq!(sat[format!("{survey}_responses")].as_f64(), Some(want), "{query} {survey}");
+                }
+                // Twice every window fits in the 180-day retention: each has a previous period, stage by
+                // stage for the period flow; cohort numbers have none (docs/metrics.md §5.5).
+                let previous = api["previous"].as_object().unwrap_or_else(|| panic!("{query}: no previous period"));
+                let prev_stages: Vec<&str> =
+                    previous["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+                assert_eq!(prev_stages, if basis == "period" { stages.clone() } else { vec![] }, "{query}");
+
+                // The breakdown, by every dimension, is the crm_funnel_segment_* families' numbers.
+                if basis == "cohort" {
+                    continue;
+                }
+                for dimension in ["source", "team", "region", "owner"] {
+                    let api = json(&server, &format!("/api/funnel?{query}&dimension={dimension}"));
+                    let b = &api["breakdown"];
+                    assert_eq!(b["dimension"], dimension, "{query}");
+                    let (_, html) = server.get(&format!("/?{query}&dimension={dimension}&lang=zh"));
+                    for (path, value) in &page_numbers(&html) {
+                        let api_value = resolve(&api, path).and_then(Value::as_f64);
+                        assert_eq!(api_value, Some(*value), "{query} {dimension}: page shows {value} at {path:?}");
+                    }
+                    let pwd = [pw[0], pw[1], ("dimension", dimension)];
+                    let mut want: Vec<&str> = metrics
+                        .keys()
+                        .filter(|(n, l)| {
+                            in_view(n, l, "crm_funnel_segment_cohort_deals")
+                                && l.contains(&("dimension".into(), dimension.into()))
+                                && l.contains(&("funnel_stage".into(), stages[0].into()))
+                        })
+                        .map(|(_, l)| l.iter().find(|(k, _)| k == "segment").unwrap().1.as_str())
+                        .collect();
+                    let rows = b["segments"].as_array().unwrap();
+                    let mut got: Vec<&str> = rows.iter().map(|r| r["segment"].as_str().unwrap()).collect();
+                    assert!(got.len() >= 3, "{query} {dimension}: {got:?}");
+                    got.sort_unstable();
+                    want.sort_unstable();
+                    assert_eq!(got, want, "{query} {dimension}: the segments are the series'");
+                    for r in rows {
+                        let seg = r["segment"].as_str().unwrap();
+                        let l = [pwd[0], pwd[1], pwd[2], ("segment", seg)];
+                        let m = |name: &str, extra: &[(&str, &str)]| {
+                            let mut all = l.to_vec();
+                            all.extend_from_slice(extra);
+                            metric(&metrics, name, &all)
+                        };
+                        let first = ("funnel_stage", stages[0]);
+                        assert_eq!(r["new_deals"].as_f64(), m("crm_funnel_segment_cohort_deals", &[first]), "{seg}");
+                        let won = m("crm_funnel_segment_won_deals", &[]).unwrap_or(0.0);
+                        assert_eq!(r["won_deals"].as_f64(), Some(won), "{query} {seg}");
+                        assert_eq!(r["win_rate"].as_f64(), m("crm_funnel_segment_win_rate_ratio", &[]), "{seg}");
+                        let p50 = m("crm_funnel_segment_time_to_close_quantile_seconds", &[("quantile", "0.5")]);
+                        assert_eq!(r["time_to_close_p50"].as_f64(), p50, "{query} {seg}");
+                        assert_eq!(r["nps"].as_f64(), m("crm_funnel_segment_net_promoter_score", &[]), "{seg}");
+                        for (key, name) in [
+                            ("spend", "crm_funnel_segment_acquisition_spend"),
+                            ("customer_acquisition_cost", "crm_funnel_segment_customer_acquisition_cost"),
+                        ] {
+                            for a in r[key].as_array().unwrap() {
+                                let c = ("currency", a["currency"].as_str().unwrap());
+                                assert_eq!(a["amount"].as_f64(), m(name, &[c]), "{query} {seg} {key}");
+                            }
+                        }
+                        for a in r["open_amount"].as_array().unwrap() {
+                            let l = [pwd[0], pwd[2], ("segment", seg), ("currency", a["currency"].as_str().unwrap())];
+                            let want = metric(&metrics, "crm_funnel_segment_open_amount", &l);
+                            assert_eq!(a["amount"].as_f64(), want, "{query} {seg} open");
+                        }
+                    }
+                }
             }
         }
     }
@@ -220,6 +321,9 @@ fn language_follows_the_url_then_accept_language_and_bad_parameters_are_400() {
         ("/api/funnel?window=1y", "window"),
         ("/api/funnel?pipeline=%3Cx%3E", "pipeline"),
         ("/view?basis=", "basis"),
+        ("/api/funnel?dimension=country", "dimension"),
+        ("/?sort=profit", "sort"),
+        ("/api/funnel?sort=nps&order=up", "order"),
     ] {
         let (status, body) = server.get(path);
         assert_eq!(status, 400, "{path}");
@@ -228,6 +332,34 @@ fn language_follows_the_url_then_accept_language_and_bad_parameters_are_400() {
         assert!(err["error"].as_str().unwrap().contains("expected one of"), "{path}");
     }
     assert_eq!(server.get("/?window=7d&unknown=1").0, 200, "unknown parameters are ignored");
+}
+
+#[test]
+fn without_breakdowns_or_room_for_it_the_view_says_so() {
+    let dir = scratch("dash-off");
+    let config = dir.join("c.toml");
+    let text = format!("retention = \"100d\"\nbreakdowns = []\n{}", funnelwatch::config::DEFAULT_TOML);
+    std::fs::write(&config, text).unwrap();
+    let events = dir.join("e.ndjson");
+    let config_arg = config.to_str().unwrap();
+    generate(&events, &["--config", config_arg, "--deals", "200", "--days", "60", "--until", "2026-10-01T00:00:00Z"]);
+    let server = Server::replay(&config, &events);
+
+    // 2 × 30d fits in 100 days, 2 × 90d does not (docs/metrics.md §5.5).
+    let api = json(&server, "/api/funnel?window=30d");
+    assert!(api["previous"].is_object(), "{}", api["previous"]);
+    assert!(api["breakdown"].is_null(), "breakdowns are off: {}", api["breakdown"]);
+    let api = json(&server, "/api/funnel?window=90d");
+    assert!(api["previous"].is_null(), "{}", api["previous"]);
+    let (status, html) = server.get("/?window=90d&lang=en");
+    assert_eq!(status, 200);
+    assert!(!html.contains("p-breakdown") && !html.contains("class=\"prev\""), "{html}");
+
+    let (status, body) = server.get("/api/funnel?dimension=team");
+    assert_eq!(status, 400);
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["parameter"], "dimension");
+    assert!(err["error"].as_str().unwrap().contains("breakdowns are off"), "{body}");
 }
 
 #[test]
