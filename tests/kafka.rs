@@ -65,6 +65,16 @@ fn service(server: &Server, name: &str) -> f64 {
 /// Asserts two business outputs are identical, showing the first differences.
 fn assert_same(got: &Samples, want: &Samples, what: &str) {
     assert!(want.len() > 100, "{what}: the reference has only {} series", want.len());
+    // The generated events include spend, feedback and every dimension: the comparison covers their families.
+    for family in [
+        "crm_funnel_acquisition_spend",
+        "crm_funnel_customer_acquisition_cost",
+        "crm_funnel_feedback_score_bucket",
+        "crm_funnel_net_promoter_score",
+        "crm_funnel_segment_win_rate_ratio",
+    ] {
+        assert!(want.keys().any(|(n, _)| n == family), "{what}: the reference has no {family} series");
+    }
     let diff: Vec<_> = want
         .iter()
         .filter(|(k, v)| got.get(*k) != Some(v))
