@@ -646,47 +646,44 @@ impl Engine {
             plans.by_query.fill(None);
             plans.sizes = sizes;
         }
-        // Waves: the queries whose tables are made run at the same time, each
-        // as its own task, so small queries share both cores.
+        // A query starts as soon as the tables it reads are made, each as its
+        // own task: two at a time, so both cores stay busy (a long query does
+        // not hold back the ones that do not need it) and no more
+        // intermediate rows are held than that.
         let n = self.queries.len();
         let mut done: Vec<Option<Ran>> = (0..n).map(|_| None).collect();
-        while done.iter().any(Option::is_none) {
-            // The first query not run is always ready: it reads only earlier tables.
-            let wave: Vec<usize> =
-                (0..n).filter(|&i| done[i].is_none() && self.inputs_of[i].iter().all(|&j| done[j].is_some())).collect();
-            let mut ready = Vec::with_capacity(wave.len());
-            for &i in &wave {
-                ready.push(self.plan(&mut plans, i).await);
+        let mut started = vec![false; n];
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        loop {
+            while running.len() < 2 {
+                // The first query not started is ready once all before it are done: it reads only earlier tables.
+                let ready = (0..n).find(|&i| !started[i] && self.inputs_of[i].iter().all(|&j| done[j].is_some()));
+                let Some(i) = ready else { break };
+                started[i] = true;
+                let plan = self.plan(&mut plans, i).await;
+                let ctx = self.ctx.task_ctx();
+                let task = tokio::spawn(async move {
+                    let start = Instant::now();
+                    let batches = match plan {
+                        Ok(plan) => collect(plan, ctx).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    (batches, start.elapsed().as_secs_f64())
+                });
+                running.push(async move { (i, task.await) });
             }
-            // Two at a time: both cores busy, and no more intermediate rows held than that.
-            let runs = futures_util::stream::iter(ready)
-                .map(|plan| {
-                    let ctx = self.ctx.task_ctx();
-                    tokio::spawn(async move {
-                        let start = Instant::now();
-                        let batches = match plan {
-                            Ok(plan) => collect(plan, ctx).await.map_err(|e| e.to_string()),
-                            Err(e) => Err(e),
-                        };
-                        (batches, start.elapsed().as_secs_f64())
-                    })
-                })
-                .buffered(2)
-                .collect::<Vec<_>>()
-                .await;
-            for (i, run) in wave.into_iter().zip(runs) {
-                let (batches, secs) = run.unwrap_or_else(|e| (Err(format!("the query's task failed: {e}")), 0.0));
-                let q = &self.queries[i];
-                if let Output::Table(name) = &q.output
-                    && let Some(slot) = plans.outputs.get(name)
-                {
-                    match &batches {
-                        Ok(b) => slot.set(b),
-                        Err(e) => slot.fail(format!("{} failed: {e}", q.file)),
-                    }
+            let Some((i, run)) = running.next().await else { break };
+            let (batches, secs) = run.unwrap_or_else(|e| (Err(format!("the query's task failed: {e}")), 0.0));
+            let q = &self.queries[i];
+            if let Output::Table(name) = &q.output
+                && let Some(slot) = plans.outputs.get(name)
+            {
+                match &batches {
+                    Ok(b) => slot.set(b),
+                    Err(e) => slot.fail(format!("{} failed: {e}", q.file)),
                 }
-                done[i] = Some((batches, secs));
             }
+            done[i] = Some((batches, secs));
         }
         let mut snap = Snapshot { t_ms, ..Default::default() };
         for (q, d) in self.queries.iter().zip(done) {
