@@ -556,28 +556,22 @@ fn acquisition_tiles(t: &Text, v: &FunnelView) -> Vec<AcquisitionTile> {
             let key = |k: &str| vec!["acquisition".to_string(), c.to_string(), k.to_string()];
             let was = v.previous.as_ref().and_then(|p| p.acquisition.iter().find(|b| b.currency == a.currency));
             let show = |x: f64| money(x, c);
+            // A cost and its change: lower is better.
+            let cost = |k: &str, now: Option<f64>, prev: Option<f64>| {
+                (now.map(|x| num(&key(k), x, show(x))), change(t, &key(k), now, prev, &show, Diff::Same, false))
+            };
+            let (cac, cac_change) = cost(
+                "customer_acquisition_cost",
+                a.customer_acquisition_cost,
+                was.and_then(|b| b.customer_acquisition_cost),
+            );
+            let (per_lead, per_lead_change) = cost("cost_per_lead", a.cost_per_lead, was.and_then(|b| b.cost_per_lead));
             AcquisitionTile {
                 currency: c.to_string(),
-                cac: a.customer_acquisition_cost.map(|x| num(&key("customer_acquisition_cost"), x, money(x, c))),
-                cac_change: change(
-                    t,
-                    &key("customer_acquisition_cost"),
-                    a.customer_acquisition_cost,
-                    was.and_then(|b| b.customer_acquisition_cost),
-                    &show,
-                    Diff::Same,
-                    false,
-                ),
-                per_lead: a.cost_per_lead.map(|x| num(&key("cost_per_lead"), x, money(x, c))),
-                per_lead_change: change(
-                    t,
-                    &key("cost_per_lead"),
-                    a.cost_per_lead,
-                    was.and_then(|b| b.cost_per_lead),
-                    &show,
-                    Diff::Same,
-                    false,
-                ),
+                cac,
+                cac_change,
+                per_lead,
+                per_lead_change,
                 spend: num(&key("spend"), a.spend, money(a.spend, c)),
             }
         })
