@@ -142,7 +142,8 @@ await checkBreakdown("breakdown team by CAC", "team", "customer_acquisition_cost
 await page.click('nav.dimensions >> text="Region"');
 await page.waitForURL(/dimension=region/);
 await checkBreakdown("breakdown region", "region", "customer_acquisition_cost", "desc");
-await page.locator("section.p-breakdown").screenshot({ path: path.join(outDir, "dashboard-breakdown-region.png") });
+// The whole page (live updates replace the table's element, so not an element screenshot).
+await page.screenshot({ path: path.join(outDir, "dashboard-breakdown-region.png"), fullPage: true });
 await page.goto(`${base}/?lang=en&pipeline=default&window=30d&basis=period`);
 
 // 4. Switching window and basis changes the numbers, as the API says.
