@@ -116,16 +116,18 @@ fn page_numbers_equal_the_api_which_equals_metrics() {
                         assert_eq!(a["amount"].as_f64(), want);
                     }
                 }
+                // A series of family `name` in this pipeline and window.
+                let in_view = |n: &str, l: &[(String, String)], name: &str| {
+                    n == name
+                        && l.contains(&("pipeline".into(), pid.into()))
+                        && l.contains(&("window".into(), window.clone()))
+                };
                 for (key, name, label) in [
                     ("lost_reasons", "crm_funnel_lost_reason_deals", "reason"),
                     ("activities", "crm_funnel_activities", "activity"),
                 ] {
                     let items = api[key].as_array().unwrap();
-                    let expected = metrics.keys().filter(|(n, l)| {
-                        n == name
-                            && l.contains(&("pipeline".into(), pid.into()))
-                            && l.contains(&("window".into(), window.clone()))
-                    });
+                    let expected = metrics.keys().filter(|(n, l)| in_view(n, l, name));
                     assert_eq!(items.len(), expected.count(), "{query} {key}");
                     for it in items {
                         let want = metric(&metrics, name, &[pw[0], pw[1], (label, it["name"].as_str().unwrap())]);
@@ -133,11 +135,6 @@ fn page_numbers_equal_the_api_which_equals_metrics() {
                     }
                 }
                 // Acquisition cost and satisfaction (docs/metrics.md §5.2, §5.3).
-                let in_view = |n: &str, l: &[(String, String)], name: &str| {
-                    n == name
-                        && l.contains(&("pipeline".into(), pid.into()))
-                        && l.contains(&("window".into(), window.clone()))
-                };
                 let spent: Vec<&str> = metrics
                     .keys()
                     .filter(|(n, l)| in_view(n, l, "crm_funnel_acquisition_spend"))
